@@ -178,7 +178,9 @@ class Index:
                     f"FROM records r WHERE 1=1{cond} ORDER BY r.id LIMIT ?"
                 )
                 rows = db.execute(sql, [*params, limit]).fetchall()
-        return [SearchHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], -float(row[7]), row[8]) for row in rows]
+        return [
+            SearchHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], -float(row[7]), row[8]) for row in rows
+        ]
 
     def lookup(self, value: str) -> list[str]:
         """Exact look-up by id, id@version, DOI, arXiv, INSPIRE, HEPData, SWHID or file digest."""

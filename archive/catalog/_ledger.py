@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,9 @@ class Ledger:
                         str(d["prev"]), digest_bytes(line.encode()),
                     )
                 except (ValueError, KeyError, TypeError) as err:
-                    raise IntegrityError(f"malformed ledger line ({err})", file=str(self.path), field=f"line {n}") from None
+                    raise IntegrityError(
+                        f"malformed ledger line ({err})", file=str(self.path), field=f"line {n}"
+                    ) from None
                 if entry.prev != prev:
                     raise IntegrityError(
                         "hash chain broken (the ledger was edited)", file=str(self.path), field=f"line {n}"
@@ -71,7 +73,7 @@ class Ledger:
         last_seq, prev = 0, GENESIS
         for e in self.entries():
             last_seq, prev = e.seq, e.line_digest
-        data = {
+        data: dict[str, str | int] = {
             "seq": last_seq + 1, "ref": ref, "event": event, "digest": record_digest,
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "prev": prev,
         }
@@ -81,9 +83,10 @@ class Ledger:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
-        return LedgerEntry(last_seq + 1, ref, event, record_digest, data["date"], prev, digest_bytes(line.encode()))
+        line_digest = digest_bytes(line.encode())
+        return LedgerEntry(last_seq + 1, ref, event, record_digest, str(data["date"]), prev, line_digest)
 
-    def check(self, current: dict[str, tuple[str, str, str]]) -> list[Problem]:
+    def check(self, current: Mapping[str, tuple[str, str, str]]) -> list[Problem]:
         """``current`` maps ref -> (status, canonical digest, file label) for every record on disk."""
         problems: list[Problem] = []
         try:

@@ -159,7 +159,9 @@ class Catalog:
             raise ValidationError("publish needs an exact version (kind/name@X.Y.Z)")
         record = self.get(rid, version)
         if record.status != "draft":
-            raise ImmutableError(f"{record.ref} is already {record.status}", file=self.label(self.path_for(rid, version)))
+            raise ImmutableError(
+                f"{record.ref} is already {record.status}", file=self.label(self.path_for(rid, version))
+            )
         dates = record.dates.model_copy(update={"published": date or dt.datetime.now(dt.UTC).date()})
         published = type(record).model_validate(
             {**record_to_data(record), "status": "published", "dates": dates.model_dump(mode="json", exclude_none=True)}

@@ -19,7 +19,7 @@ def validate_archive(archive: Archive) -> list[Problem]:
     """All problems at once, one per located fault (file, field, reason). Empty list: valid."""
     cat = archive.catalog
     problems: list[Problem] = []
-    records: dict[str, tuple[str, RecordBase]] = {}
+    loaded: list[tuple[str, RecordBase]] = []
     for f in cat.files():
         try:
             r = cat.load_file(f.path)
@@ -30,27 +30,31 @@ def validate_archive(archive: Archive) -> list[Problem]:
             problems.append(Problem(f.label, "id", f"{r.id!r} does not match its location {f.kind}/{f.name}"))
         if r.version != f.version:
             problems.append(Problem(f.label, "version", f"{r.version!r} does not match the file name {f.version}.yaml"))
-        records[r.ref] = (f.label, r)
-    ids = {r.id for _, r in records.values()}
+        loaded.append((f.label, r))
+    refs: dict[str, list[str]] = defaultdict(list)
+    for label, r in loaded:
+        refs[r.ref].append(label)
+    for ref, labels in refs.items():
+        for label in labels[1:]:
+            problems.append(Problem(label, "id", f"{ref} is also defined in {labels[0]}"))
+    ids = {r.id for _, r in loaded}
     doi_owner: dict[str, set[str]] = defaultdict(set)
-    for ref, (label, r) in records.items():
+    for label, r in loaded:
         for field, target in r.references():
             try:
                 tid, tver = parse_ref(target)
             except ValidationError as err:
                 problems.append(Problem(label, field, err.reason))
                 continue
-            if tver is None and tid not in ids:
-                problems.append(Problem(label, field, f"refers to {target}, which is not in the catalog"))
-            elif tver is not None and f"{tid}@{tver}" not in records:
+            if (tver is None and tid not in ids) or (tver is not None and f"{tid}@{tver}" not in refs):
                 problems.append(Problem(label, field, f"refers to {target}, which is not in the catalog"))
         if r.identifiers.doi:
-            doi_owner[r.identifiers.doi.lower()].add(ref)
+            doi_owner[r.identifiers.doi.lower()].add(label)
     for doi, owners in doi_owner.items():
         if len(owners) > 1:
-            for ref in sorted(owners):
-                problems.append(Problem(records[ref][0], "identifiers.doi", f"DOI {doi} is also used by another record"))
-    current = {ref: (r.status, record_digest(r), label) for ref, (label, r) in records.items()}
+            for label in sorted(owners):
+                problems.append(Problem(label, "identifiers.doi", f"DOI {doi} is also used by another record"))
+    current = {r.ref: (r.status, record_digest(r), label) for label, r in loaded if refs[r.ref][0] == label}
     problems.extend(cat.ledger.check(current))
     schemas_dir = archive.root / "schemas"
     for rel, text in schema_files().items():

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="hep-archive", standalone_mode=False)
+        rv = app(args=args, prog_name="hep-archive", standalone_mode=False)
     except ArchiveError as err:
         if debug:
             raise
@@ -96,22 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors from click (typer >= 0.29 vendors it) and genuine bugs
+        exit_code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "show") and isinstance(exit_code, int):
             exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+            return exit_code
+        if type(exc).__name__ == "Abort":
             return 1
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
         if debug:
             raise
         err_console.print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
                           markup=False)
         return 1
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:  # pragma: no cover - console-script entry

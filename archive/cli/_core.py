@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from archive.cli._common import STATE, console, emit, err_console, get_archive, progress_callback
+from archive.cli._common import console, emit, err_console, get_archive, progress_callback
 
 __all__ = ["register"]
 
@@ -54,7 +54,9 @@ def verify() -> None:
     def human() -> None:
         for o in report.objects:
             if o.state != "ok":
-                where = ", ".join(f"{k}: {v}" + (f" ({o.details[k]})" if k in o.details else "") for k, v in o.copies.items())
+                where = ", ".join(
+                    f"{k}: {v}" + (f" ({o.details[k]})" if k in o.details else "") for k, v in o.copies.items()
+                )
                 err_console.print(f"{o.state}: {o.digest} [{where or 'no copy in any store'}] "
                                   f"referenced by {', '.join(o.referenced_by)}", markup=False, highlight=False)
         for p in report.problems:
@@ -76,7 +78,11 @@ def put(files: Annotated[list[Path], typer.Argument(help="files to store")]) -> 
         with a.lock(), progress_callback(size, f.name) as cb:
             info = a.put(f, progress=cb)
         out.append({"file": str(f), "sha256": info.digest, "size": info.size})
-    emit(out, lambda: [console.print(f"{o['sha256']}  {o['file']}", markup=False, highlight=False) for o in out])
+    def human() -> None:
+        for o in out:
+            console.print(f"{o['sha256']}  {o['file']}", markup=False, highlight=False)
+
+    emit(out, human)
 
 
 def add(record_file: Annotated[Path, typer.Argument(help="a record as YAML (or - for stdin)")]) -> None:
@@ -197,7 +203,11 @@ def info() -> None:
             out[dist] = None
     for tool in ("bwrap", "podman", "skopeo", "umoci", "git-annex", "apptainer", "docker"):
         out[tool] = shutil.which(tool)
-    emit(out, lambda: [console.print(f"{k:14} {v or '-'}", markup=False, highlight=False) for k, v in out.items()])
+    def human() -> None:
+        for k, v in out.items():
+            console.print(f"{k:14} {v or '-'}", markup=False, highlight=False)
+
+    emit(out, human)
 
 
 def register(app: typer.Typer) -> None:

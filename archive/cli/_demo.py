@@ -21,7 +21,11 @@ def demo(
     from archive.demo import build_demo
 
     summary = build_demo(output, events=events, device=device)
-    emit(summary, lambda: [console.print(f"{k}: {v}", markup=False, highlight=False) for k, v in summary.items()])
+    def human() -> None:
+        for k, v in summary.items():
+            console.print(f"{k}: {v}", markup=False, highlight=False)
+
+    emit(summary, human)
     if not summary.get("ok", False):
         raise typer.Exit(1)
 

@@ -57,8 +57,12 @@ class VerifyReport:
         return dict(c)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "counts": self.counts(), "objects": [o.as_dict() for o in self.objects if o.state != "ok"],
-                "problems": [p.as_dict() for p in self.problems]}
+        return {
+            "ok": self.ok,
+            "counts": self.counts(),
+            "objects": [o.as_dict() for o in self.objects if o.state != "ok"],
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
 def referenced_objects(archive: Archive) -> dict[str, tuple[FileEntry, list[str]]]:
@@ -68,7 +72,7 @@ def referenced_objects(archive: Archive) -> dict[str, tuple[FileEntry, list[str]
         if r.status == "withdrawn":
             continue
         for f in r.files:
-            entry, refs = out.setdefault(f.sha256, (f, []))
+            _, refs = out.setdefault(f.sha256, (f, []))
             refs.append(f"{r.ref}:{f.path}")
     return out
 

@@ -13,7 +13,7 @@ from typing import BinaryIO, Literal
 from archive.digest import BLOCK_SIZE, MultiHasher, hex_of, is_digest
 from archive.errors import IntegrityError, ObjectNotFoundError, ValidationError
 
-__all__ = ["ObjectInfo", "ObjectStatus", "ObjectStore", "ProgressCallback", "VerifyingReader"]
+__all__ = ["ObjectInfo", "ObjectStatus", "ObjectStore", "ProgressCallback", "VerifyingReader", "copy_object"]
 
 #: called with the number of bytes just processed
 ProgressCallback = Callable[[int], None]
@@ -110,6 +110,15 @@ class ObjectStore(abc.ABC):
         """A local filesystem path to the object's bytes, when the backend has one (read-only use)."""
         return None
 
+    def sync(self) -> None:
+        """Make completed writes durable and visible to other users of the store (DataLad: ``save``).
+
+        Objects are already atomic and fsynced when ``put_*`` returns; most backends have nothing to do."""
+
+    def clean_temporary(self) -> int:
+        """Remove leftovers of interrupted writes (never visible as objects); returns how many."""
+        return 0
+
     # --- derived operations --------------------------------------------------
     def put_file(
         self, path: str | os.PathLike[str], *, expected: str | None = None,
@@ -123,7 +132,7 @@ class ObjectStore(abc.ABC):
             raise ValidationError("is a directory, not a file", file=str(path)) from None
         with f:
             return self.put_stream(
-                f, expected=expected, progress=progress, adler32=adler32, md5=md5  # type: ignore[arg-type]
+                f, expected=expected, progress=progress, adler32=adler32, md5=md5
             )
 
     def put_bytes(self, data: bytes, *, expected: str | None = None) -> ObjectInfo:
@@ -153,11 +162,15 @@ class ObjectStore(abc.ABC):
         h = MultiHasher()
         try:
             with raw:
-                while True:
-                    block = raw.read(BLOCK_SIZE)
-                    if not block:
-                        break
-                    h.update(block)
+                readinto = getattr(raw, "readinto", None)
+                if readinto is not None:
+                    buf = bytearray(BLOCK_SIZE)
+                    view = memoryview(buf)
+                    while n := readinto(view):
+                        h.update(view[:n])
+                else:
+                    while block := raw.read(BLOCK_SIZE):
+                        h.update(block)
         except OSError as err:
             return ObjectStatus(digest, "unreadable", f"{type(err).__name__}: {err}")
         if h.sha256 != digest:
@@ -174,3 +187,15 @@ class ObjectStore(abc.ABC):
     def object_key(digest: str) -> str:
         h = hex_of(digest)
         return f"sha256/{h[:2]}/{h[2:]}"
+
+
+def copy_object(source: ObjectStore, target: ObjectStore, digest: str,
+                progress: ProgressCallback | None = None) -> ObjectInfo:
+    """Copy one object between stores, verified twice: the source stream is re-hashed while it is read and
+    the target checks the digest before the object becomes visible (IntegrityError on any mismatch; the
+    target is left without a partial object)."""
+    with source.open(digest) as reader:
+        info = target.put_stream(reader, expected=digest, progress=progress)  # type: ignore[arg-type]
+    if info.digest != digest:  # pragma: no cover - put_stream(expected=) already refuses this
+        raise IntegrityError(f"copied bytes hash to {info.digest}", file=target.url, field=digest)
+    return info

@@ -14,7 +14,7 @@ from archive.digest import BLOCK_SIZE, MultiHasher, is_digest
 from archive.errors import IntegrityError, MissingDependencyError, ObjectNotFoundError, StorageError
 from archive.storage._base import ObjectInfo, ObjectStore, ProgressCallback
 
-__all__ = ["FsspecStore", "LocalStore", "open_store"]
+__all__ = ["FsspecStore", "LocalStore", "open_store", "s3_options"]
 
 
 def _copy_hashing(
@@ -115,7 +115,7 @@ class LocalStore(ObjectStore):
     def open_raw(self, digest: str) -> BinaryIO:
         self._check_digest(digest)
         try:
-            return open(self._path(digest), "rb")  # noqa: SIM115
+            return open(self._path(digest), "rb")
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {digest} is not in the store", file=self.url) from None
 
@@ -180,6 +180,16 @@ class FsspecStore(ObjectStore):
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
         hasher = MultiHasher(adler32=adler32, md5=md5)
         try:
+            self._put(stream, tmp, hasher, expected, progress)
+        except OSError as err:
+            raise StorageError(f"writing to the store failed ({type(err).__name__}: {err}); check that the bucket "
+                               "or directory exists and that the credentials in the environment allow writing",
+                               file=self.url) from err
+        return ObjectInfo(hasher.sha256, hasher.size, hasher.adler32, hasher.md5)
+
+    def _put(self, stream: BinaryIO, tmp: str, hasher: MultiHasher, expected: str | None,
+             progress: ProgressCallback | None) -> None:
+        try:
             with self.fs.open(tmp, "wb") as out:
                 _copy_hashing(stream, out, hasher, progress)
             digest = hasher.sha256
@@ -201,7 +211,6 @@ class FsspecStore(ObjectStore):
             raise
         finally:
             self.fs.invalidate_cache()
-        return ObjectInfo(digest, hasher.size, hasher.adler32, hasher.md5)
 
     def open_raw(self, digest: str) -> BinaryIO:
         self._check_digest(digest)
@@ -237,12 +246,56 @@ class FsspecStore(ObjectStore):
             self.fs.rm(self._key(digest))
         self.fs.invalidate_cache()
 
+    def clean_temporary(self) -> int:
+        try:
+            parts = [p for p in self.fs.find(f"{self.root}/tmp") if p.endswith(".part")]
+        except FileNotFoundError:
+            return 0
+        for p in parts:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(p)
+        self.fs.invalidate_cache()
+        return len(parts)
+
+
+#: options that are never read from ``archive.yaml``: credentials come from the environment
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "aws_access_key_id", "aws_secret_access_key",
+                            "aws_session_token", "password"})
+
+
+def s3_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """fsspec/s3fs options for an S3-compatible store, from a store's ``options`` mapping.
+
+    ``endpoint_url`` (e.g. ``http://127.0.0.1:9000``), ``region`` and ``anon`` are mapped to s3fs's
+    arguments; anything else is passed through. Credentials in the mapping are refused (they belong in the
+    environment: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` or a profile)."""
+    out = dict(options)
+    secrets = sorted(SECRET_OPTIONS & set(out))
+    if secrets:
+        raise StorageError(f"credentials ({', '.join(secrets)}) must not be written in the store options; "
+                           "set them in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+                           field="options")
+    region = out.pop("region", None)
+    if region is not None:
+        out.setdefault("client_kwargs", {})["region_name"] = region
+    return out
+
 
 def open_store(url: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> ObjectStore:
-    """The one coercion point from a store URL (or local path) to an ObjectStore."""
+    """The one coercion point from a store URL (or local path) to an ObjectStore.
+
+    ``path`` or ``file://path``: a local directory; ``datalad:///path``: the ``objects/`` of a DataLad
+    dataset (annexed); ``s3://bucket/prefix``: S3 or an S3-compatible server (see :func:`s3_options`);
+    any other fsspec URL (``memory://``) through fsspec."""
     s = os.fspath(url)
     if "://" not in s:
         return LocalStore(s)
     if s.startswith("file://"):
         return LocalStore(s[len("file://") :])
+    if s.startswith("datalad://"):
+        from archive.storage._datalad import DataladStore
+
+        return DataladStore(s[len("datalad://") :])
+    if s.startswith(("s3://", "s3a://")):
+        return FsspecStore(s, **s3_options(options or {}))
     return FsspecStore(s, **dict(options or {}))

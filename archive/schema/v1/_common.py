@@ -25,8 +25,8 @@ __all__ = [
     "RecordBase",
     "RecordId",
     "RecordRef",
-    "Relation",
     "RelPath",
+    "Relation",
     "SemVer",
     "ShortText",
     "StrictModel",
@@ -51,6 +51,9 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 SemVer = Annotated[str, StringConstraints(pattern=SEMVER_PATTERN, max_length=100)]
 Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=120)]
+SpdxExpression = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9.+-]{1,64}( (AND|OR|WITH) [A-Za-z0-9.+-]{1,64})*$", max_length=300)
+]
 RecordRef = Annotated[str, StringConstraints(pattern=REF_PATTERN, max_length=220)]
 
 
@@ -103,9 +106,9 @@ class Collision(StrictModel):
 class Identifiers(StrictModel):
     doi: Annotated[str, StringConstraints(pattern=r"^10\.\d{4,9}/[^\s]{1,200}$")] | None = None
     concept_doi: Annotated[str, StringConstraints(pattern=r"^10\.\d{4,9}/[^\s]{1,200}$")] | None = None
-    arxiv: Annotated[str, StringConstraints(pattern=r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")] | None = (
-        None
-    )
+    arxiv: (
+        Annotated[str, StringConstraints(pattern=r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")] | None
+    ) = None
     inspire: Annotated[str, StringConstraints(pattern=r"^\d{1,10}$")] | None = None
     hepdata: Annotated[str, StringConstraints(pattern=r"^ins\d{1,10}(\.v\d+)?$")] | None = None
     swhid: Annotated[str, StringConstraints(pattern=r"^swh:1:(cnt|dir|rev|rel|snp):[0-9a-f]{40}(;.*)?$")] | None = (
@@ -205,7 +208,7 @@ class RecordBase(StrictModel):
     keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=100
     )
-    license: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.+-]{1,64}( (AND|OR|WITH) [A-Za-z0-9.+-]{1,64})*$")] | None = None
+    license: SpdxExpression | None = Field(default=None, description="SPDX licence identifier or expression")
     identifiers: Identifiers = Field(default_factory=Identifiers)
     relations: list[Relation] = Field(default_factory=list, max_length=1000)
     usage: LongText | None = None
