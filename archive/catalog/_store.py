@@ -49,6 +49,7 @@ class Catalog:
         self.root = root
         self.dir = root / "catalog"
         self.ledger = Ledger(self.dir / "ledger.jsonl")
+        self._cache: dict[Path, tuple[int, int, RecordBase]] = {}
 
     # --- locating -------------------------------------------------------------------------
     def path_for(self, rid: str, version: str) -> Path:
@@ -85,9 +86,21 @@ class Catalog:
 
     # --- reading --------------------------------------------------------------------------
     def load_file(self, path: Path) -> RecordBase:
+        """Load and validate one record file (cached per process by path, size and mtime; records are frozen)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            hit = self._cache.get(path)
+            if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+                return hit[2]
         label = self.label(path)
         data = load_yaml_file(path, source=label)
-        return parse_record(data, source=label)
+        record = parse_record(data, source=label)
+        if st is not None:
+            self._cache[path] = (st.st_mtime_ns, st.st_size, record)
+        return record
 
     def get(self, ref: str, version: str | None = None, *, published_only: bool = False) -> RecordBase:
         """A record by ``kind/name[@version]``. Without a version: the latest published one, or (when none

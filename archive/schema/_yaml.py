@@ -28,6 +28,21 @@ class _NoAliasSafeLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _load(text: str) -> Any:
+    """safe_load semantics without aliases; libyaml's C parser when present (10x faster than pure Python)."""
+    if _CSafeLoader is None:
+        return yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    for event in yaml.parse(text, Loader=_CSafeLoader):
+        if isinstance(event, AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases are not allowed in hep-archive files", event.start_mark,  # type: ignore[arg-type]
+            )
+    return yaml.load(text, Loader=_CSafeLoader)  # noqa: S506 - libyaml's SafeLoader
+
+
 def _depth(obj: Any, limit: int) -> int:
     stack: list[tuple[Any, int]] = [(obj, 1)]
     deepest = 0
@@ -47,7 +62,7 @@ def load_yaml_text(text: str, *, source: str = "<string>", max_depth: int = MAX_
     if len(text.encode("utf-8", "surrogatepass")) > MAX_RECORD_BYTES:
         raise UnsafeInputError(f"larger than {MAX_RECORD_BYTES} bytes", file=source)
     try:
-        data = yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = _load(text)
     except yaml.constructor.ConstructorError as err:
         mark = f"line {err.problem_mark.line + 1}" if err.problem_mark else None
         raise UnsafeInputError(f"unsafe or unknown YAML tag ({err.problem})", file=source, field=mark) from None
