@@ -32,6 +32,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "archive.cli._core",
     "archive.cli._demo",
+    "archive.cli._containers",
 ]
 
 

@@ -1,0 +1,54 @@
+"""Container images: capture by digest, keep byte for byte, unpack safely, run in a sandbox.
+
+What this layer is: reading OCI image layouts, OCI archives and docker-archives (``add_image``), storing their
+manifest, config and layer blobs unchanged in the object store with a ``container`` record, writing them back
+as an OCI archive (``export_image``), a safe pure-Python layer unpacker with a digest-keyed cache
+(``unpacked_root``), and runners (bwrap, podman, docker, apptainer, local) behind one interface
+(``get_runner``, ``SandboxSpec``, ``RunOutcome``).
+
+What it is not: a registry client (nothing is ever pulled or pushed), an image builder, or the workflow
+engine, which decides what to run and records provenance.
+"""
+
+from __future__ import annotations
+
+from archive.container._images import (
+    add_image,
+    container_record,
+    export_image,
+    image_env,
+    list_images,
+    run_image,
+    unpacked_root,
+)
+from archive.container._runners import (
+    DEFAULT_PATH,
+    Mount,
+    Runner,
+    RunnerInfo,
+    RunOutcome,
+    SandboxSpec,
+    available_runners,
+    get_runner,
+)
+from archive.container._unpack import UnpackReport, unpack_layers
+
+__all__ = [
+    "DEFAULT_PATH",
+    "Mount",
+    "RunOutcome",
+    "Runner",
+    "RunnerInfo",
+    "SandboxSpec",
+    "UnpackReport",
+    "add_image",
+    "available_runners",
+    "container_record",
+    "export_image",
+    "get_runner",
+    "image_env",
+    "list_images",
+    "run_image",
+    "unpack_layers",
+    "unpacked_root",
+]
