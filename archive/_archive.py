@@ -19,6 +19,7 @@ from archive.storage import ObjectInfo, ObjectStore, VerifyingReader, open_store
 if TYPE_CHECKING:
     from archive.catalog._index import Index
     from archive.catalog._store import Catalog
+    from archive.datasets import Dataset
 
 __all__ = ["Archive", "find_root", "init_archive", "open_archive"]
 
@@ -156,6 +157,12 @@ class Archive:
 
     def record(self, ref: str, version: str | None = None) -> RecordBase:
         return self.catalog.get(ref, version)
+
+    def dataset(self, name: str, version: str | None = None) -> Dataset:
+        """Column access to ``dataset/name`` (``name@version`` accepted; default: latest published, else latest)."""
+        from archive.datasets import open_dataset
+
+        return open_dataset(self, name, version)
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
