@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "archive.cli._containers",
     "archive.cli._models",
     "archive.cli._run",
+    "archive.cli._reinterpret",
     "archive.cli._datasets",
 ]
 

@@ -1,0 +1,66 @@
+"""What the reinterpretation layer consumes from a dataset: a structural protocol, not the implementation.
+
+``archive.datasets.Dataset`` satisfies it; tests use a small in-memory adapter with the same shape. Only
+``weight_families``, ``partitions``, ``read_rows`` and ``columns`` are used by the filling path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["CombinationLike", "DatasetLike", "NormalisationLike", "WeightFamilyLike"]
+
+
+class CombinationLike(Protocol):
+    @property
+    def rule(self) -> str: ...
+    @property
+    def ddof(self) -> int: ...
+    @property
+    def factor(self) -> float | None: ...
+    @property
+    def reference(self) -> str | None: ...
+
+
+class NormalisationLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def unit(self) -> str | None: ...
+
+
+class WeightFamilyLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def pairs(self) -> Sequence[tuple[str, str]] | None: ...
+    @property
+    def combination(self) -> CombinationLike: ...
+    @property
+    def normalisation(self) -> NormalisationLike: ...
+    @property
+    def includes_mc_weight(self) -> bool: ...
+    def resolved_columns(self) -> list[str]: ...
+
+
+@runtime_checkable
+class DatasetLike(Protocol):
+    """The part of ``archive.datasets.Dataset`` that histogramming needs."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def weight_families(self) -> Sequence[Any]: ...
+    def partitions(self) -> list[tuple[int, int]]: ...
+    def read_rows(self, columns: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray]: ...
