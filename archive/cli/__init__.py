@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "archive.cli._core",
     "archive.cli._demo",
     "archive.cli._containers",
+    "archive.cli._release",
     "archive.cli._models",
     "archive.cli._run",
     "archive.cli._reinterpret",
