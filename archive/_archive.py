@@ -189,9 +189,10 @@ def open_archive(root: str | os.PathLike[str] | None = None) -> Archive:
 
 def init_archive(
     path: str | os.PathLike[str], *, name: str | None = None, stores: list[dict[str, Any]] | None = None,
-    exist_ok: bool = False,
+    exist_ok: bool = False, datalad: bool = False,
 ) -> Archive:
-    """Create an archive root: ``archive.yaml``, the data folders, and a copy of the schemas in force."""
+    """Create an archive root: ``archive.yaml``, the data folders, and a copy of the schemas in force.
+    With ``datalad``, the root is also made a DataLad dataset whose ``objects/`` are annexed."""
     root = Path(path).absolute()
     cfg = root / CONFIG_NAME
     if cfg.exists() and not exist_ok:
@@ -212,6 +213,11 @@ def init_archive(
         keep = root / d / ".keep"
         if not any((root / d).iterdir()):
             keep.touch()
+    if datalad:
+        from archive.storage._datalad import make_dataset, save
+
+        make_dataset(root)
+        save(root, "hep-archive: create archive")
     return Archive(root)
 
 

@@ -32,6 +32,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "archive.cli._core",
     "archive.cli._demo",
+    "archive.cli._integrity",
     "archive.cli._containers",
     "archive.cli._release",
     "archive.cli._models",

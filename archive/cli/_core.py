@@ -1,4 +1,4 @@
-"""Core commands: init, validate, verify, put, add, publish, withdraw, show, search, index, schemas, info."""
+"""Core commands: init, validate, put, add, publish, withdraw, show, search, index, schemas, info."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ def init(
     path: Annotated[Path, typer.Argument(help="directory to make an archive root")],
     name: Annotated[str | None, typer.Option(help="archive name (default: directory name)")] = None,
     store: Annotated[str | None, typer.Option(help="object store URL (default: objects/ inside the root)")] = None,
+    datalad: Annotated[bool, typer.Option("--datalad", help="make the root a DataLad dataset")] = False,
 ) -> None:
     """Create an archive root: archive.yaml, catalog/, schemas/, recipes/, containers/."""
     from archive._archive import init_archive
 
     stores = [{"name": "local", "url": store}] if store else None
-    a = init_archive(path, name=name, stores=stores)
+    a = init_archive(path, name=name, stores=stores, datalad=datalad)
     emit({"root": str(a.root), "stores": list(a.stores)}, lambda: console.print(f"created archive root {a.root}"))
 
 
@@ -43,30 +44,6 @@ def validate() -> None:
     emit({"ok": not problems, "records": n, "problems": [p.as_dict() for p in problems]}, human)
     if problems:
         raise typer.Exit(1)
-
-
-def verify() -> None:
-    """Re-hash every object the catalog references, in every store; report missing and corrupt ones."""
-    from archive.integrity import verify_archive
-
-    report = verify_archive(get_archive())
-
-    def human() -> None:
-        for o in report.objects:
-            if o.state != "ok":
-                where = ", ".join(
-                    f"{k}: {v}" + (f" ({o.details[k]})" if k in o.details else "") for k, v in o.copies.items()
-                )
-                err_console.print(f"{o.state}: {o.digest} [{where or 'no copy in any store'}] "
-                                  f"referenced by {', '.join(o.referenced_by)}", markup=False, highlight=False)
-        for p in report.problems:
-            err_console.print(str(p), markup=False, highlight=False)
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items())) or "no objects referenced"
-        (console if report.ok else err_console).print(f"verify: {counts}", markup=False)
-
-    emit(report.as_dict(), human)
-    if not report.ok:
-        raise typer.Exit(3)
 
 
 def put(files: Annotated[list[Path], typer.Argument(help="files to store")]) -> None:
@@ -211,5 +188,5 @@ def info() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (init, validate, verify, put, add, publish, withdraw, show, search, index, schemas, info):
+    for fn in (init, validate, put, add, publish, withdraw, show, search, index, schemas, info):
         app.command(name=fn.__name__)(fn)

@@ -1,20 +1,45 @@
-"""Verify every object the catalog references, in every configured store."""
+"""Fixity: verify every object the catalog references, in every configured store and in the archive tree.
+
+Each copy is re-hashed in 8 MiB blocks (``--jobs N`` threads; hashlib releases the GIL), compared with the
+digest and size recorded in the catalog, and logged as a fixity event. Copy states: ``ok``, ``missing``,
+``corrupt``, ``unreadable``. Object states:
+
+- ``ok``: enough verified copies for the ``copies`` policy, none damaged, present in the primary store;
+- ``degraded``: at least one verified copy, but a copy is damaged or the primary store lacks it (``repair``);
+- ``under-replicated``: fewer verified copies than the policy asks (``replicate``);
+- ``corrupt`` / ``unreadable`` / ``missing``: no verified copy anywhere (lost unless a replica elsewhere).
+
+Also reported: orphans (stored, unreferenced), temporaries of interrupted writes, format-level checksum
+failures (Parquet, Zarr, HDF5), records whose file name and content disagree, and the publication ledger.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import random
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive.catalog._store import record_digest
+from archive.catalog._store import RecordFile, record_digest
 from archive.digest import digest_file
-from archive.errors import Problem
-from archive.schema import FileEntry
+from archive.errors import IntegrityError, Problem, ValidationError
+from archive.integrity._events import FixityLog, parse_since
+from archive.schema import FileEntry, RecordBase
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from archive._archive import Archive
 
-__all__ = ["ObjectReport", "VerifyReport", "referenced_objects", "verify_archive"]
+__all__ = ["ObjectReport", "VerifyReport", "fixity_log", "record_snapshots", "referenced_objects",
+           "verify_archive"]
+
+BAD = ("corrupt", "unreadable")
 
 
 @dataclass(slots=True)
@@ -24,27 +49,42 @@ class ObjectReport:
     referenced_by: list[str]
     copies: dict[str, str]  # store name (or "tree:<path>") -> state
     details: dict[str, str] = field(default_factory=dict)
+    required: int = 1
+    primary: str | None = None  # the primary store's name when the object belongs there
+
+    @property
+    def ok_copies(self) -> int:
+        return sum(1 for s in self.copies.values() if s == "ok")
 
     @property
     def state(self) -> str:
         states = set(self.copies.values())
-        if "ok" in states:
-            return "ok" if states == {"ok"} else "degraded"
-        if "corrupt" in states:
-            return "corrupt"
-        if "unreadable" in states:
-            return "unreadable"
-        return "missing"
+        n_ok = self.ok_copies
+        if n_ok == 0:
+            return "corrupt" if "corrupt" in states else "unreadable" if "unreadable" in states else "missing"
+        if states & set(BAD) or (self.primary is not None and self.copies.get(self.primary) == "missing"):
+            return "degraded"
+        if n_ok < self.required:
+            return "under-replicated"
+        return "ok"
 
     def as_dict(self) -> dict[str, Any]:
         return {"digest": self.digest, "size": self.size, "state": self.state, "copies": self.copies,
-                "details": self.details, "referenced_by": self.referenced_by}
+                "verified_copies": self.ok_copies, "required": self.required, "details": self.details,
+                "referenced_by": self.referenced_by}
 
 
 @dataclass(slots=True)
 class VerifyReport:
     objects: list[ObjectReport]
     problems: list[Problem]
+    orphans: list[str] = field(default_factory=list)
+    temporaries: int = 0
+    skipped: int = 0  # referenced objects not checked this run (--sample)
+    recent: int = 0  # copies not re-hashed because they verified ok since --since
+    resumed: int = 0  # copies taken over from the interrupted run (--resume)
+    bytes_hashed: int = 0
+    run: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,58 +97,240 @@ class VerifyReport:
         return dict(c)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "counts": self.counts(),
-            "objects": [o.as_dict() for o in self.objects if o.state != "ok"],
-            "problems": [p.as_dict() for p in self.problems],
-        }
+        return {"ok": self.ok, "counts": self.counts(), "run": self.run, "checked": len(self.objects),
+                "skipped": self.skipped, "recent": self.recent, "resumed": self.resumed,
+                "bytes_hashed": self.bytes_hashed, "orphans": self.orphans, "temporaries": self.temporaries,
+                "objects": [o.as_dict() for o in self.objects if o.state != "ok"],
+                "problems": [p.as_dict() for p in self.problems]}
 
 
-def referenced_objects(archive: Archive) -> dict[str, tuple[FileEntry, list[str]]]:
-    """digest -> (one FileEntry naming it, refs of every record that references it)."""
+def referenced_objects(archive: Archive, records: Sequence[tuple[RecordFile, RecordBase]] | None = None,
+                       ) -> dict[str, tuple[FileEntry, list[str]]]:
+    """digest -> (one FileEntry naming it, refs of every record that references it). Withdrawn records'
+    files are left out (their bytes may be dropped); they are not orphans either (see ``retained``)."""
     out: dict[str, tuple[FileEntry, list[str]]] = {}
-    for _, r in archive.catalog.iter_records():
+    for _, r in records if records is not None else archive.catalog.iter_records():
         if r.status == "withdrawn":
             continue
         for f in r.files:
-            _, refs = out.setdefault(f.sha256, (f, []))
+            refs = out.setdefault(f.sha256, (f, []))[1]
             refs.append(f"{r.ref}:{f.path}")
     return out
 
 
-def verify_archive(archive: Archive) -> VerifyReport:
-    problems: list[Problem] = []
-    reports: list[ObjectReport] = []
-    for digest, (entry, refs) in sorted(referenced_objects(archive).items()):
+def record_snapshots(archive: Archive) -> dict[str, str]:
+    """Canonical-JSON snapshots of published records: ledger digest -> ref (for the latest event of each).
+
+    The ledger's digest of a record is the sha256 of its canonical JSON, so a snapshot stored as an object
+    under that digest is exactly what ``repair`` needs to restore an edited or lost published record."""
+    try:
+        latest = archive.catalog.ledger.latest()
+    except IntegrityError:
+        return {}
+    return {e.digest: ref for ref, e in latest.items()}
+
+
+def fixity_log(archive: Archive) -> FixityLog:
+    return FixityLog(archive.state_dir / "fixity" / "events.jsonl")
+
+
+def _hash_tree_file(archive: Archive, rel: str, digest: str) -> tuple[str, str, int]:
+    p = archive.root / rel
+    if not inside_root(archive.root, p):
+        return "unreadable", "resolves outside the archive root (a symlink); it is not trusted", 0
+    if not p.is_file():
+        return "missing", "file not in the archive tree", 0
+    try:
+        h = digest_file(p)
+    except OSError as err:
+        return "unreadable", f"{type(err).__name__}: {err}", 0
+    if h.sha256 != digest:
+        return "corrupt", f"content hashes to {h.sha256} ({h.size} bytes)", h.size
+    return "ok", "", h.size
+
+
+def inside_root(root: Path, path: Path) -> bool:
+    """Whether ``path`` (symlinks resolved) lies inside ``root``: tree files are never followed outside."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _check_format(archive: Archive, digest: str, copies: dict[str, str]) -> Problem | None:
+    from archive.integrity._formats import check_format
+
+    for name, state in copies.items():
+        if state != "ok":
+            continue
+        path = archive.root / name[5:] if name.startswith("tree:") else archive.stores[name].local_path(digest)
+        if path is None:
+            continue
+        result = check_format(path)
+        if result is not None and not result.ok:
+            return Problem(digest, f"{result.format} checksums", f"{result.detail} (copy {name})")
+        return None
+    return None
+
+
+def verify_archive(
+    archive: Archive, *, sample: float | None = None, since: str | dt.datetime | None = None, jobs: int = 1,
+    orphans: bool = True, formats: bool = True, resume: bool = False, seed: int | None = None,
+    log: bool = True, progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify the archive's objects, records and ledger.
+
+    Args:
+        archive: the opened archive.
+        sample: check only this fraction (0 < f <= 1) of the referenced objects, chosen at random.
+        since: do not re-hash copies whose last ``ok`` fixity event is at or after this time (a date, an ISO
+            timestamp, an age such as ``30d``, or a datetime); they count as verified.
+        jobs: hash this many copies at once (threads).
+        orphans: also list stored objects that nothing references.
+        formats: also decode Parquet/Zarr/HDF5 objects with their internal checksums verified.
+        resume: continue the last interrupted run, skipping the copies it already checked.
+        seed: random seed for ``sample`` (reproducible samples).
+        log: record each check as a fixity event in ``.hep-archive/fixity/events.jsonl``.
+        progress: called with the number of bytes hashed.
+
+    Returns:
+        A VerifyReport; ``report.ok`` is true when everything checked is intact and the policy is met.
+    """
+    if sample is not None and not 0.0 < sample <= 1.0:
+        raise ValidationError(f"sample must be a fraction in (0, 1], got {sample}", field="sample")
+    if jobs < 1:
+        raise ValidationError(f"jobs must be at least 1, got {jobs}", field="jobs")
+    if isinstance(since, str):
+        try:
+            since = parse_since(since)
+        except ValueError as err:
+            raise ValidationError(str(err), field="since") from None
+    stores = archive.stores
+    primary = next(iter(stores))
+    required = archive.config.copies
+    events = fixity_log(archive)
+    records = list(archive.catalog.iter_records())
+    refs = referenced_objects(archive, records)
+    snapshots = {d: ref for d, ref in record_snapshots(archive).items() if d not in refs}
+    todo: list[tuple[str, FileEntry | None, list[str]]] = [(d, e, r) for d, (e, r) in sorted(refs.items())]
+    todo += [(d, None, [f"ledger:{ref}"]) for d, ref in sorted(snapshots.items())
+             if any(st.exists(d) for st in stores.values())]  # only snapshots that were ever stored
+    report = VerifyReport([], [])
+    if sample is not None and todo:
+        k = max(1, math.ceil(sample * len(todo)))
+        chosen = set(random.Random(seed).sample(range(len(todo)), k))
+        report.skipped = len(todo) - k
+        todo = [t for i, t in enumerate(todo) if i in chosen]
+    last_ok = events.last_ok() if since is not None else {}
+    previous = events.interrupted_run() if resume else None
+    run: str | None = None
+    if log:
+        try:
+            run = previous.run if previous else events.start(
+                {"sample": sample, "since": since.isoformat() if since else None, "jobs": jobs, "seed": seed})
+        except OSError:
+            log = False
+    report.run = run
+
+    def check_copy(digest: str, name: str, entry: FileEntry | None) -> tuple[str, str, int, bool]:
+        """-> (state, detail, bytes hashed, newly checked)."""
+        if previous is not None and (digest, name) in previous.done:
+            e = previous.done[(digest, name)]
+            return e.state, e.detail, 0, False
+        if since is not None and last_ok.get((digest, name), None) is not None and last_ok[(digest, name)] >= since:
+            return "ok", f"not re-hashed: verified ok at {last_ok[(digest, name)].isoformat()}", 0, False
+        if name.startswith("tree:"):
+            state, detail, n = _hash_tree_file(archive, name[5:], digest)
+        else:
+            st = stores[name].verify(digest)
+            state, detail, n = st.state, st.detail, st.size or 0
+            if state == "ok" and entry is not None and st.size != entry.size:
+                state, detail = "corrupt", f"size {st.size}, recorded {entry.size}"
+        if progress is not None and n:
+            progress(n)
+        if log and run is not None:
+            with contextlib.suppress(OSError):
+                events.check(run, digest, name, state, detail, n or None)
+        return state, detail, n, True
+
+    def check_object(item: tuple[str, FileEntry | None, list[str]]) -> tuple[ObjectReport | None, int, int, int]:
+        digest, entry, by = item
+        tree = [loc[5:] for loc in entry.locations if loc.startswith("tree:")] if entry is not None else []
+        names = [n for n in stores if not ((tree or entry is None) and not stores[n].exists(digest))]
+        names += [f"tree:{rel}" for rel in tree]
+        if entry is None and not names:
+            return None, 0, 0, 0  # no snapshot of this record was ever stored: nothing to check
         copies: dict[str, str] = {}
         details: dict[str, str] = {}
-        tree = [loc[5:] for loc in entry.locations if loc.startswith("tree:")]
-        for name, store in archive.stores.items():
-            if tree and not store.exists(digest):
-                continue  # a tree file need not also be in the object store
-            st = store.verify(digest)
-            if st.state == "ok" and st.size is not None and st.size != entry.size:
-                copies[name], details[name] = "corrupt", f"size {st.size}, recorded {entry.size}"
+        hashed = recent = resumed = 0
+        for name in names:
+            state, detail, n, fresh = check_copy(digest, name, entry)
+            copies[name] = state
+            if detail and (state != "ok" or not fresh):
+                details[name] = detail
+            hashed += n
+            recent += (not fresh) and detail.startswith("not re-hashed")
+            resumed += (not fresh) and not detail.startswith("not re-hashed")
+        size = entry.size if entry is not None else 0
+        obj = ObjectReport(digest, size, by, copies, details, required,
+                           primary if not tree and entry is not None else None)
+        return obj, hashed, recent, resumed
+
+    format_targets: list[tuple[str, dict[str, str]]] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for obj, hashed, recent, resumed in pool.map(check_object, todo):
+            if obj is None:
                 continue
-            copies[name] = st.state
-            if st.detail and st.state != "ok":
-                details[name] = st.detail
-        for rel in tree:
-            p = archive.root / rel
-            key = f"tree:{rel}"
-            if not p.is_file():
-                copies[key], details[key] = "missing", "file not in the archive tree"
-                continue
-            try:
-                h = digest_file(p)
-            except OSError as err:
-                copies[key], details[key] = "unreadable", str(err)
-                continue
-            copies[key] = "ok" if h.sha256 == digest else "corrupt"
-            if h.sha256 != digest:
-                details[key] = f"content hashes to {h.sha256}"
-        reports.append(ObjectReport(digest, entry.size, refs, copies, details))
-    current = {r.ref: (r.status, record_digest(r), f.label) for f, r in archive.catalog.iter_records()}
+            report.objects.append(obj)
+            report.bytes_hashed += hashed
+            report.recent += recent
+            report.resumed += resumed
+            if formats and obj.ok_copies and hashed:
+                format_targets.append((obj.digest, obj.copies))
+        if format_targets:
+            for problem in pool.map(lambda t: _check_format(archive, *t), format_targets):
+                if problem is not None:
+                    report.problems.append(problem)
+    report.problems.extend(_record_problems(archive, records))
+    if orphans:
+        known = set(refs) | set(snapshots) | _retained(records)
+        report.orphans = sorted({d for s in stores.values() for d in _safe_iter(s)} - known)
+    report.temporaries = sum(_count_temporaries(s) for s in stores.values())
+    if log and run is not None:
+        with contextlib.suppress(OSError):
+            events.end(run, report.counts())
+    return report
+
+
+def _safe_iter(store: Any) -> Iterator[str]:
+    with contextlib.suppress(OSError):
+        yield from store.iter_digests()
+
+
+def _retained(records: Sequence[tuple[RecordFile, RecordBase]]) -> set[str]:
+    """Objects of withdrawn records (kept, neither required nor orphaned)."""
+    return {f.sha256 for _, r in records if r.status == "withdrawn" for f in r.files}
+
+
+def _count_temporaries(store: Any) -> int:
+    base = getattr(store, "base", None)
+    if base is None:
+        return 0
+    with contextlib.suppress(OSError):
+        return sum(1 for _ in (base / "tmp").glob("*.part"))
+    return 0
+
+
+def _record_problems(archive: Archive, records: Sequence[tuple[RecordFile, RecordBase]]) -> list[Problem]:
+    """Records whose content disagrees with their file name, then the publication ledger."""
+    problems: list[Problem] = []
+    current: dict[str, tuple[str, str, str]] = {}
+    for f, r in records:
+        if (r.kind, r.name, r.version) != (f.kind, f.name, f.version):
+            problems.append(Problem(f.label, "id", f"holds {r.ref}, which belongs in "
+                                    f"catalog/{r.kind}/{r.name}/{r.version}.yaml"))
+            continue
+        current[r.ref] = (r.status, record_digest(r), f.label)
     problems.extend(archive.catalog.ledger.check(current))
-    return VerifyReport(reports, problems)
+    return problems

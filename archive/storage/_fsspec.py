@@ -141,7 +141,18 @@ class LocalStore(ObjectStore):
                     yield digest
 
     def remove(self, digest: str) -> None:
+        """Remove this copy. A git-annex symlink (DataLad archives) is removed with its annexed content, so
+        that a copy written again later is really rewritten rather than re-linked to the same bytes."""
         p = self._path(digest)
+        if p.is_symlink():
+            target = p.resolve()
+            if ".git" in target.parts and "annex" in target.parts and target.is_file():
+                with contextlib.suppress(OSError):
+                    os.chmod(target.parent, stat.S_IRWXU)
+                    os.chmod(target, stat.S_IWUSR | stat.S_IRUSR)
+                    target.unlink()
+            p.unlink()
+            return
         with contextlib.suppress(FileNotFoundError):
             os.chmod(p, stat.S_IWUSR | stat.S_IRUSR)
             p.unlink()
