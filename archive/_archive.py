@@ -75,6 +75,8 @@ class Archive:
             url = sc.url
             if "://" not in url and not os.path.isabs(url):
                 url = str(self.root / url)
+            if sc.kind == "datalad" and not url.startswith("datalad://"):
+                url = "datalad://" + url
             out[sc.name] = open_store(url, sc.options)
         return out
 

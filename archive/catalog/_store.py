@@ -43,7 +43,12 @@ class RecordFile:
 
 
 class Catalog:
-    """Read and write records under ``<root>/catalog``. Published versions are immutable."""
+    """Read and write records under ``<root>/catalog``. Published versions are immutable.
+
+    Every lifecycle change appends its ledger line *before* the record file is replaced, so a process killed
+    in between leaves the ledger ahead of the file (reported by ``validate``) and simply running the same
+    command again completes it; the reverse order would leave a published file that the ledger never saw.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -160,9 +165,9 @@ class Catalog:
             if not replace_draft:
                 raise ImmutableError(f"version {record.version} of {record.id} already exists", file=self.label(path))
         text = dump_yaml(record_to_data(record))
-        atomic_write_text(path, text)
-        if record.status != "draft":
+        if record.status != "draft":  # ledger first: a crash in between is completed by running again
             self.ledger.append(record.ref, record.status, record_digest(record))
+        atomic_write_text(path, text)
         return path
 
     def publish(self, ref: str, version: str | None = None, *, date: dt.date | None = None) -> RecordBase:
@@ -179,8 +184,8 @@ class Catalog:
         published = type(record).model_validate(
             {**record_to_data(record), "status": "published", "dates": dates.model_dump(mode="json", exclude_none=True)}
         )
-        atomic_write_text(self.path_for(rid, version), dump_yaml(record_to_data(published)))
         self.ledger.append(published.ref, "published", record_digest(published))
+        atomic_write_text(self.path_for(rid, version), dump_yaml(record_to_data(published)))
         return published
 
     def transition(
@@ -201,8 +206,8 @@ class Catalog:
             if replaced_by:
                 update["tombstone"]["replaced_by"] = replaced_by
         new = type(record).model_validate(update)
-        atomic_write_text(self.path_for(rid, version), dump_yaml(record_to_data(new)))
         self.ledger.append(new.ref, status, record_digest(new))
+        atomic_write_text(self.path_for(rid, version), dump_yaml(record_to_data(new)))
         return new
 
     def next_version(self, rid: str, part: Literal["major", "minor", "patch"] = "minor") -> str:

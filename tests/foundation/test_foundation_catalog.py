@@ -116,7 +116,7 @@ def test_search_ranks_by_relevance_and_filters(tmp_archive: Any) -> None:
                           "experiment": "ATLAS"}))
     idx = tmp_archive.index
     hits = idx.search("z jets muon", kind="dataset")
-    assert [h.id for h in hits][0] == "dataset/zjets-muon"
+    assert hits[0].id == "dataset/zjets-muon"
     assert {h.kind for h in hits} == {"dataset"}
     assert [h.id for h in idx.search("muon", experiment="CMS")] == ["dataset/dimuon-cms"]
     assert [h.id for h in idx.search("z jets muon", kind="model")] == ["model/zjets-net"]
