@@ -11,7 +11,10 @@ Rules (see docs/containers.md):
 * hardlinks must name an existing regular file inside the root (absolute or ``..`` targets are refused);
 * device nodes and FIFOs are skipped; setuid, setgid (and sticky on files) bits are dropped; owners ignored;
 * whiteouts: ``.wh.NAME`` deletes NAME from lower layers, ``.wh..wh..opq`` empties its directory of lower
-  entries; entries of the same layer are never hidden.
+  entries; entries of the same layer are never hidden;
+* decompression bombs: unpacking stops with a refusal as soon as the bytes written exceed ``max_ratio`` times
+  the (compressed) bytes read (past a floor of ``min_budget``), or the image exceeds ``max_members`` entries;
+  a refused unpack happens in a temporary directory that is discarded, so nothing of it stays.
 
 Refusals raise :class:`~archive.errors.UnsafeInputError` with one line; neutralisations are listed in
 :class:`UnpackReport.notes`.
@@ -38,6 +41,9 @@ from archive.errors import MissingDependencyError, UnsafeInputError
 __all__ = ["LayerSource", "UnpackReport", "ensure_mountpoint", "open_layer_stream", "unpack_layers", "write_skeleton"]
 
 MAX_LINK_HOPS = 40
+MAX_RATIO = 200.0  # real layers expand 2-10x; a bomb expands 1000x
+MIN_BUDGET = 1 << 30  # below 1 GiB unpacked, no ratio applies
+MAX_MEMBERS = 2_000_000
 WH = ".wh."
 OPAQUE = ".wh..wh..opq"
 
@@ -84,6 +90,25 @@ class _Decompressed(io.RawIOBase):
         data = self._reader.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+class _Counting(io.RawIOBase):
+    """Counts the (compressed) bytes read from a layer blob."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.count += n
+        return n
 
 
 @contextmanager
@@ -212,7 +237,7 @@ def _safe_mode(mode: int, label: str, report: UnpackReport, *, is_dir: bool) -> 
 
 
 def _apply_member(root: Path, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: str, created: set[str],
-                  report: UnpackReport) -> None:
+                  report: UnpackReport, account: Callable[[int], None] = lambda n: None) -> None:
     label = f"{layer}: {m.name!r}"
     parts = _split_member(m.name)
     if not parts:
@@ -259,7 +284,9 @@ def _apply_member(root: Path, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: s
         assert src is not None
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out, src:
-            shutil.copyfileobj(src, out, 1 << 20)
+            while chunk := src.read(1 << 20):
+                account(len(chunk))  # bytes actually decompressed so far, against the bomb limits
+                out.write(chunk)
         os.chmod(target, _safe_mode(m.mode, label, report, is_dir=False))
         os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)
         report.files += 1
@@ -300,39 +327,62 @@ def _drain(raw: BinaryIO) -> None:
             pass
 
 
-def unpack_layers(layers: Sequence[LayerSource], target: Path, *, report: UnpackReport | None = None) -> UnpackReport:
+def unpack_layers(
+    layers: Sequence[LayerSource], target: Path, *, report: UnpackReport | None = None,
+    max_ratio: float = MAX_RATIO, min_budget: int = MIN_BUDGET, max_members: int = MAX_MEMBERS,
+) -> UnpackReport:
     """Apply ``layers`` in order into ``target`` (an existing directory), safely.
 
     Args:
         layers: tar files (paths) or ``(label, opener)`` pairs; compressed layers are detected.
         target: the directory to unpack into; nothing is ever created outside it.
         report: a report to add to (a new one by default).
+        max_ratio, min_budget, max_members: decompression-bomb limits (see the module docstring).
 
     Returns:
         The report (counts and neutralised entries).
 
     Raises:
-        UnsafeInputError: a member is refused (``..``, absolute name, escaping symlink, bad hardlink).
+        UnsafeInputError: a member is refused (``..``, absolute name, escaping symlink, bad hardlink, bomb).
         IntegrityError: a verifying stream found the blob corrupt.
     """
     report = report if report is not None else UnpackReport()
     root = Path(target).absolute()
     if not root.is_dir() or root.is_symlink():
         raise UnsafeInputError("unpack target must be an existing directory (not a symlink)", file=str(root))
+    read_before = unpacked = members = 0
     for src in layers:
         label, raw = _open_source(src)
         created: set[str] = set()
-        with raw, open_layer_stream(raw) as tar:
+        counting = _Counting(raw)
+        with raw, open_layer_stream(counting) as tar:  # type: ignore[arg-type]
             try:
                 for m in tar:
+                    members += 1
+
+                    def account(n: int, m: tarfile.TarInfo = m, label: str = label, c: _Counting = counting,
+                                before: int = read_before, count: int = members) -> None:
+                        nonlocal unpacked
+                        unpacked += n
+                        read = before + c.count
+                        if unpacked > max(min_budget, max_ratio * read) or count > max_members:
+                            raise UnsafeInputError(
+                                f"layer refused: member {m.name!r}: expands to {unpacked} bytes in {count} "
+                                f"entries from {read} bytes read (a decompression bomb? the limits are "
+                                f"{max_ratio:g}x beyond {min_budget} bytes and {max_members} entries)",
+                                file=label,
+                            )
+
+                    account(0)
                     try:
-                        _apply_member(root, tar, m, label, created, report)
+                        _apply_member(root, tar, m, label, created, report, account)
                     except _Refused as why:
                         raise UnsafeInputError(f"layer refused: member {m.name!r}: {why}", file=label) from None
             except (tarfile.TarError, zlib.error, EOFError) as exc:
                 _drain(raw)  # a corrupt blob is reported as such (IntegrityError), not as a bad tar
                 raise UnsafeInputError(f"layer is not a valid tar stream: {exc}", file=label) from None
             _drain(raw)  # verifying readers check the digest at EOF
+        read_before += counting.count
     return report
 
 

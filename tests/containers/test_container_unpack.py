@@ -276,3 +276,58 @@ def test_same_tree_as_umoci(busybox_layout: Path, tmp_path: Path) -> None:
     theirs = tree(tmp_path / "bundle" / "rootfs")
     assert tree(ours) == theirs
     assert "etc/removed.txt" not in theirs and "opt/data/new.txt" in theirs
+
+
+def _gzip_layer(tmp: Path, name: str, files: dict[str, int]) -> Path:
+    """A gzip layer whose regular files are runs of zeros of the given sizes (written in a streaming way)."""
+    import tarfile
+
+    p = tmp / name
+    with gzip.open(p, "wb", compresslevel=9) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+        for fname, size in files.items():
+            info = tarfile.TarInfo(fname)
+            info.size = size
+
+            class Zeros:
+                left = size
+
+                def read(self, n: int = -1) -> bytes:
+                    n = self.left if n < 0 else min(n, self.left)
+                    self.left -= n
+                    return b"\0" * n
+
+            tar.addfile(info, Zeros())  # type: ignore[arg-type]
+    return p
+
+
+def test_decompression_bomb_refused_while_it_expands(box: dict[str, Path]) -> None:
+    bomb = _gzip_layer(box["tmp"], "layer-bomb.tar.gz", {"ok.txt": 10, "zeros.bin": 64 << 20})
+    assert bomb.stat().st_size < 200_000  # 64 MiB of zeros compress about 1000x
+    before = _snapshot(box["tmp"])
+    with pytest.raises(UnsafeInputError, match=r"member 'zeros.bin': expands to .* decompression bomb") as exc:
+        unpack_layers([bomb], box["root"], min_budget=1 << 20)
+    assert "\n" not in str(exc.value)
+    written = (box["root"] / "zeros.bin").stat().st_size
+    assert written < (8 << 20), f"the bomb wrote {written} of its 64 MiB before it was stopped"
+    assert _snapshot(box["tmp"]) == before
+
+
+def test_ordinary_compression_ratios_are_accepted(box: dict[str, Path]) -> None:
+    layer = box["tmp"] / "layer-text.tar.gz"
+    import io
+    import tarfile
+
+    rng = __import__("random").Random(1)
+    text = "".join(rng.choice("abcdefghij \n") for _ in range(2 << 20)).encode()  # ~3x compressible
+    with gzip.open(layer, "wb") as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+        info = tarfile.TarInfo("data.txt")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    report = unpack_layers([layer], box["root"], min_budget=1 << 20)
+    assert report.files == 1 and (box["root"] / "data.txt").read_bytes() == text
+
+
+def test_member_count_limit(box: dict[str, Path]) -> None:
+    many = _layers(box["tmp"], [(f"f{i}", "file", b"x", 0o644) for i in range(50)])
+    with pytest.raises(UnsafeInputError, match="in 21 entries"):
+        unpack_layers(many, box["root"], max_members=20)
