@@ -73,7 +73,7 @@ def test_cli_round_trip(tmp_archive: Any, two_step: Any, tmp_path: Path, cli: An
 
 
 def test_cli_invalid_recipe_one_line_per_problem(tmp_archive: Any, tmp_path: Path, cli: Any) -> None:
-    from conftest import write_recipe
+    from exec_helpers import write_recipe
 
     d = write_recipe(tmp_path / "bad", "workflow:\n  type: serial\n  specification:\n    steps:\n"
                      "      - environment: busybox\n        commands: [ls]\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_recipe
+from exec_helpers import write_recipe
 
 from archive.errors import ValidationError
 from archive.execution import run_recipe, substitute

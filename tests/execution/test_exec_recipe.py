@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUSYBOX, write_recipe
+from exec_helpers import BUSYBOX, write_recipe
 
 from archive.errors import UnsafeInputError, UnsupportedOperationError, ValidationError
 from archive.recipe import add_recipe, find_reana_schema, load_recipe

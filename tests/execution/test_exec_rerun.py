@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_recipe
+from exec_helpers import write_recipe
 
 from archive.execution import compare_arrays, load_numeric, rerun, run_recipe
 
