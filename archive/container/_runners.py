@@ -214,7 +214,9 @@ class LocalRunner(Runner):
         cwd = self.host_cwd(spec)
         if not cwd.is_dir():
             raise ValidationError(f"working directory {cwd} does not exist on the host", field="cwd")
-        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), **spec.env}
+        # the interpreter hep-archive runs in comes first, so `python -m ...` in a step finds the same packages
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", DEFAULT_PATH)])
+        env = {"PATH": path, **spec.env}
         return _execute(list(spec.argv), spec, stdout, stderr, self.name, self._version(), env, str(cwd))
 
 

@@ -24,7 +24,7 @@ def _role(rel: str, spec_file: str, side_file: str | None, workflow_file: str | 
 
 
 def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = None,
-               version: str | None = None) -> RecipeRecord:
+               version: str | None = None, strict_images: bool = True) -> RecipeRecord:
     """Validate a recipe directory and record it as ``recipe/NAME@VERSION``.
 
     Args:
@@ -33,6 +33,8 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
         name: record name (default: the folder name, lower-cased).
         version: record version (default: reuse the latest version when the content is identical, else the
             next minor version).
+        strict_images: a step image whose container record is not in the archive is an error; with
+            ``False`` it is a warning and the recipe can run only on the ``local`` (or ``reana``) backend.
 
     Returns:
         The recipe record written to the catalog. Invalid recipes raise before anything is stored.
@@ -42,7 +44,7 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
     from archive.schema import parse_record
 
     root = Path(directory)
-    loaded = load_recipe(root, archive)
+    loaded = load_recipe(root, archive, strict_images=strict_images)
     rname = (name or root.resolve().name).lower()
     if not re.match(r"^[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$", rname):
         raise ValidationError(f"{rname!r} is not a valid record name; pass --name with lower-case letters, "

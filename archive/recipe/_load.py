@@ -124,7 +124,10 @@ def _resolve_image(
         try:
             rec = archive.record(ref)
         except Exception as exc:  # RecordNotFoundError and invalid records alike
-            msg = f"{ref} is not in the catalog ({exc}); add it with `hep-archive container add`"
+            # the recorded warning must depend on the recipe alone (not on what else is in the catalog),
+            # so that recording the same recipe twice gives the same record
+            why = "is not in the catalog" if isinstance(exc, LookupError) else "is not a valid record"
+            msg = f"{ref} {why}; add it with `hep-archive container add`"
             if chk.strict_images:
                 chk.err(SPEC_FILE, where, msg)
             else:
