@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -72,3 +73,40 @@ def _no_root_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hep-archive tests; python {sys.version.split()[0]}; shared data: {SHARED_DATA.is_dir()}"
+
+
+# --- a real S3-compatible server (moto in server mode) on 127.0.0.1, shared by storage and integrity tests ---
+_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_SESSION_TOKEN": "testing"}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Start moto's S3-compatible HTTP server in a thread; yields its endpoint URL."""
+    pytest.importorskip("moto.server")
+    from moto.server import ThreadedMotoServer
+
+    old = {k: os.environ.get(k) for k in _ENV}
+    os.environ.update(_ENV)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    import boto3
+
+    name = f"hep-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from archive.digest import digest_file
 from archive.errors import ValidationError
 
 __all__ = [
@@ -126,11 +126,7 @@ def file_sha256(path: Path) -> str:
     if not path.is_file():
         raise ValidationError("input file does not exist; check the path or run the previous step first",
                               file=str(path))
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    return digest_file(path).sha256
 
 
 def resolve_device(requested: str) -> str:
