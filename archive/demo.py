@@ -54,6 +54,40 @@ def _result(archive: Archive, name: str, title: str, files: list[tuple[Path, str
     return record.ref
 
 
+def _atlas_export(archive: Archive, dataset_ref: str, run_ref: str) -> str:
+    """The unfolded result in the ATLAS release's own layout (pandas 'fixed' HDF5, key ``df``)."""
+    from archive.datasets import export_dataset
+
+    name = "zjets-omnifold-atlas-layout"
+    if archive.catalog.versions(f"result/{name}"):
+        return f"result/{name}@1.0.0"
+    with tempfile.TemporaryDirectory() as tmp:
+        h5 = Path(tmp) / "zjets-omnifold-pseudodata.h5"
+        export_dataset(archive, dataset_ref, "atlas-hdf5", h5)
+        return _result(
+            archive, name, "The unfolded result in the ATLAS Z+jets release layout",
+            [(h5, "output", "application/x-hdf5")],
+            {"type": "table", "produced_by": run_ref, "inputs": [dataset_ref]},
+            "The same events and weight columns as the canonical dataset, written in the layout of the ATLAS "
+            "Z+jets OmniFold release (pandas 'fixed' HDF5 under key 'df'), readable by pandas.read_hdf.",
+        )
+
+
+def _container_definition(archive: Archive) -> str:
+    """Keep the chain's image definition in the archive's ``containers/`` folder (the image itself needs a
+    registry to build)."""
+    import shutil
+
+    from archive.reference._publish import RECIPE
+
+    src = RECIPE.parents[1] / "containers" / "zjets-omnifold" / "Containerfile"
+    dst = archive.root / "containers" / "zjets-omnifold" / "Containerfile"
+    if src.resolve() != dst.resolve():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return str(dst.relative_to(archive.root))
+
+
 def build_demo(
     output: str | Path, *, events: int = DEMO_EVENTS, device: str = "cpu", jobs: int = 2,
     log: Callable[[str], None] | None = None,
@@ -121,6 +155,8 @@ def build_demo(
         )
     say(f"reinterpretation {OBSERVABLE} with {SELECTION}: chi2/ndf = {cmp.chi2:.2f}/{cmp.ndf}, "
         f"p = {cmp.p_value:.3f} ({reinterpretation})")
+    atlas_ref = _atlas_export(archive, f"dataset/{DATASET}@1.0.0", run.record.ref)
+    definition = _container_definition(archive)
     problems = validate_archive(archive)
     report = verify_archive(archive)
     ok = not problems and report.ok and bool(closure["passed"])
@@ -135,6 +171,7 @@ def build_demo(
                     "p_values": {k: round(float(v["p_value"]), 4) for k, v in closure["observables"].items()}},
         "reinterpretation": {"observable": OBSERVABLE, "selection": SELECTION, "chi2": round(float(cmp.chi2), 3),
                              "ndf": cmp.ndf, "p_value": round(float(cmp.p_value), 4)},
+        "atlas_layout": atlas_ref, "container_definition": definition,
         "validate": "ok" if not problems else [str(p) for p in problems],
         "verify": report.counts(),
         "rerun": f"hep-archive --root {archive.root} rerun {run.record.ref}",

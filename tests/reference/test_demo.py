@@ -23,6 +23,15 @@ def test_demo_builds_validates_reinterprets_and_reruns(tmp_path: Path, cli: Any)
                 records["reinterpretation"], *records["models"]):
         assert cli("--root", out, "show", ref).code == 0
     assert 0.0 <= summary["reinterpretation"]["p_value"] <= 1.0
+    pandas = pytest.importorskip("pandas")
+    from archive._archive import open_archive
+
+    arc = open_archive(out)
+    atlas = arc.record(summary["atlas_layout"])
+    frame = pandas.read_hdf(arc.file_path(atlas.files[0]), "df")  # the ATLAS release's own layout
+    unfolded = arc.dataset("zjets-omnifold-pseudodata")
+    assert len(frame) == unfolded.num_rows and "weights_nominal" in frame.columns
+    assert (out / summary["container_definition"]).is_file()
     assert summary["closure"]["passed"] is True
 
     again = cli("--json", "demo", "--output", out, "--events", "400").json()
