@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["STATE", "console", "emit", "err_console", "get_archive", "progress_callback"]
+__all__ = ["STATE", "console", "emit", "err_console", "get_archive", "parse_assignments", "progress_callback"]
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -56,3 +56,16 @@ def progress_callback(total: int | None, description: str) -> Iterator[Callable[
                   console=err_console, transient=True) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n: prog.advance(task, n)
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; anything else is a one-line usage error."""
+    from archive.errors import ValidationError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"{item!r}: write {option} NAME=VALUE", field=option)
+        out[key] = value
+    return out

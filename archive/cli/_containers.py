@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from archive.cli._common import console, emit, err_console, get_archive
+from archive.cli._common import console, emit, err_console, get_archive, parse_assignments
 
 __all__ = ["register"]
 
@@ -99,14 +99,8 @@ def run(
 ) -> None:
     """Run a command in a stored image (default: bwrap, no network, cleared environment)."""
     from archive.container import run_image
-    from archive.errors import ValidationError
 
-    extra: dict[str, str] = {}
-    for item in env or []:
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise ValidationError(f"--env {item!r} must be KEY=VALUE", field="env")
-        extra[k] = v
+    extra = parse_assignments(env, "--env")
     with tempfile.TemporaryDirectory(prefix="hep-archive-run-") as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
         outcome = run_image(get_archive(), ref, command or [], runner=runner, workspace=workspace or Path.cwd(),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from archive.cli._common import console, emit, err_console, get_archive
+from archive.cli._common import console, emit, err_console, get_archive, parse_assignments
 
 __all__ = ["register"]
 
@@ -78,15 +78,7 @@ def recipe_validate(directory: Annotated[Path, typer.Argument(help="recipe folde
 
 
 def _parse_params(items: list[str] | None) -> dict[str, str]:
-    from archive.errors import ValidationError
-
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"{item!r}: write -p name=value", field="-p")
-        out[key] = value
-    return out
+    return parse_assignments(items, "-p")
 
 
 def _run_data(result: Any) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def test_cli_container_commands(image_archive: Any, cli: Any, ws: Path, tmp_path
     r = cli("--root", root, "container", "show", "nope")
     assert r.code == 4 and r.err.startswith("error: ")
     r = cli("--root", root, "container", "run", "busybox-test", "-e", "NOEQUALS", "--", "true")
-    assert r.code == 1 and r.err == "error: env: --env 'NOEQUALS' must be KEY=VALUE\n"
+    assert r.code == 1 and r.err == "error: --env: 'NOEQUALS': write --env NAME=VALUE\n"
 
 
 def test_docker_command_line_isolates_like_podman(tmp_path: Path) -> None:
