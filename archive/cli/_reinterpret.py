@@ -85,10 +85,9 @@ def hist(
         data["comparison"] = cmp.to_dict()
     files: dict[str, Any] = {}
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(output)
+        from archive._fsutil import atomic_write_text
+
+        atomic_write_text(output, json.dumps(data, indent=1) + "\n")
         files["output"] = str(output)
     if plot is not None:
         files["plot"] = str(h.plot(plot, pred))

@@ -11,29 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from archive.errors import Problem, ValidationError
+from archive.errors import ValidationError
 from archive.publish._common import ReleaseView, member_doi, spdx_url
 
-__all__ = ["SCHEMA_VERSION", "export_hepdata", "validate_submission"]
+# one offline hepdata-validator call for the whole project (schema 1.1.1, remote schemas off)
+from archive.reinterpret._hepdata import validate_hepdata as validate_submission
 
-SCHEMA_VERSION = "1.1.1"
+__all__ = ["export_hepdata", "validate_submission"]
 
 
 def _dump_all(docs: list[dict[str, Any]]) -> str:
     import yaml
 
     return str(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
-
-
-def validate_submission(directory: Path) -> None:
-    """Raise ``ValidationError`` (one problem per message) unless ``directory`` is a valid HEPData submission."""
-    from hepdata_validator.full_submission_validator import FullSubmissionValidator
-
-    v = FullSubmissionValidator(schema_version=SCHEMA_VERSION, autoload_remote_schemas=False)
-    if not v.validate(directory=str(directory)):
-        problems = [Problem(Path(f).name, None, m.message) for f, msgs in sorted(v.get_messages().items())
-                    for m in msgs]
-        raise ValidationError("the HEPData submission does not validate", file=str(directory), problems=problems)
 
 
 def export_hepdata(view: ReleaseView, out: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from archive._fsutil import atomic_write_text
 from archive.digest import digest_file
 from archive.errors import ValidationError
 
@@ -142,10 +143,7 @@ def resolve_device(requested: str) -> str:
 
 def write_json(path: Path, data: Any) -> Path:
     """Write canonical, byte-stable JSON (sorted keys, fixed indentation, trailing newline) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path
 
 
