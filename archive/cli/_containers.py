@@ -1,4 +1,4 @@
-"""``hep-archive container``: add, export, unpack, run, show, list images; list runners."""
+"""``hep-archive container``: add, snapshot, export, unpack, run, show, list images; list runners."""
 
 from __future__ import annotations
 
@@ -51,6 +51,45 @@ def add(
     emit(data, lambda: console.print(f"added {rec.ref}: {rec.container.manifest_digest} "
                                      f"({len(rec.container.layers)} layers, {data['size']} bytes)",
                                      markup=False, highlight=False))
+
+
+@container_app.command("snapshot")
+def snapshot(
+    name: Annotated[str, typer.Argument(help="record name (container/NAME); defaults come from containers/NAME/")],
+    version: Annotated[str | None, typer.Option(help="record version (default: reuse when identical)")] = None,
+    requirements: Annotated[Path | None, typer.Option(
+        help="pinned pip requirements the image holds (default containers/NAME/requirements.txt)")] = None,
+    package: Annotated[list[Path] | None, typer.Option(
+        "--package", help="a local package directory to install into the image (repeatable)")] = None,
+    definition: Annotated[Path | None, typer.Option(
+        help="the Containerfile whose ENV lines the image takes (default containers/NAME/Containerfile)")] = None,
+    metadata: Annotated[Path | None, typer.Option(
+        help="YAML with record fields: creators, license, description, usage, keywords")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="processes compiling bytecode")] = 2,
+) -> None:
+    """Build an OCI image of this Python environment offline (no registry) and add it to the archive.
+
+    Layers: busybox base, the interpreter with the host libraries it needs, the pinned distributions with
+    their dependencies, and the --package directories; every .py has a hash-based .pyc. An installed version
+    outside a pin is refused."""
+    from archive.container import snapshot_image
+    from archive.datasets._families import load_metadata
+
+    meta = load_metadata(metadata) if metadata is not None else {}
+    meta.pop("_label", None)
+    for key in ("variables", "weights", "measurement", "binnings"):
+        if key in meta:
+            from archive.errors import ValidationError
+
+            raise ValidationError(f"'{key}' is a dataset field, not a container field", file=str(metadata), field=key)
+    rec, report = snapshot_image(get_archive(), name, version=version, requirements=requirements,
+                                 packages=package or [], definition=definition, metadata=meta, jobs=jobs,
+                                 log=lambda line: err_console.print(line, markup=False, highlight=False))
+    data = {**_summary(rec), "python": report.python, "distributions": report.distributions,
+            "packages": report.packages, "host_libraries": report.libraries, "unresolved": report.unresolved}
+    emit(data, lambda: console.print(f"added {rec.ref}: {rec.container.manifest_digest} "
+                                     f"({len(rec.container.layers)} layers, {data['size']} bytes, "
+                                     f"{len(report.distributions)} distributions)", markup=False, highlight=False))
 
 
 @container_app.command("export")

@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -190,7 +190,7 @@ def _store_blobs(archive: Archive, img: ResolvedImage, new: list[str]) -> tuple[
 def add_image(
     archive: Archive, source: Path, *, name: str, version: str | None = None, tag: str | None = None,
     definition: Path | None = None, platform: str | None = None, registry: str | None = None,
-    title: str | None = None,
+    title: str | None = None, metadata: Mapping[str, Any] | None = None,
 ) -> ContainerRecord:
     """Add an image (OCI archive tar, OCI layout directory or docker-archive tar) to the archive.
 
@@ -208,6 +208,8 @@ def add_image(
         platform: ``os/arch[/variant]`` to select from a multi-platform index (default: the host's).
         registry: the reference of origin, when the source does not say.
         title: the record title.
+        metadata: envelope fields for the record (creators, license, description, usage, keywords, ...);
+            ``description`` is put before the generated one (digest, layers, platform).
 
     Returns:
         The container record.
@@ -231,7 +233,8 @@ def add_image(
                 version = archive.catalog.next_version(rid, "minor")
             new: list[str] = []
             try:
-                record = _build_record(archive, img, rid, version, name, definition, registry, title, new)
+                record = _build_record(archive, img, rid, version, name, definition, registry, title, new,
+                                       dict(metadata or {}))
                 archive.catalog.add(record)
             except BaseException:
                 for d in new:
@@ -243,27 +246,39 @@ def add_image(
         src.close()
 
 
+def _definition_entries(archive: Archive, def_path: Path, new: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """File entries for the definition and, when it lies in the archive tree, every other file of its folder
+    (``requirements.txt``, ``README.md``, ...): what is needed to rebuild the image, all listed."""
+    try:
+        rel = def_path.absolute().relative_to(archive.root).as_posix()
+    except ValueError:
+        rel = f"definition/{def_path.name}"
+        existed = archive.store.exists(digest_file(def_path).sha256)
+        entry = archive.file_entry(def_path, name=rel, role="definition")
+        if not existed:
+            new.append(entry.sha256)
+        return rel, [entry.model_dump(mode="json", exclude_none=True)]
+    entries = [archive.file_entry(def_path, name=rel, role="definition", tree=True)]
+    for p in sorted(def_path.parent.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.resolve() != def_path.resolve():
+            role = "documentation" if p.suffix.lower() in (".md", ".txt", ".rst") and \
+                p.name.lower().startswith("readme") else "definition"
+            entries.append(archive.file_entry(p, name=p.absolute().relative_to(archive.root).as_posix(),
+                                              role=role, tree=True))
+    return rel, [e.model_dump(mode="json", exclude_none=True) for e in entries]
+
+
 def _build_record(archive: Archive, img: ResolvedImage, rid: str, version: str, name: str,
                   definition: Path | None, registry: str | None, title: str | None,
-                  new: list[str]) -> ContainerRecord:
+                  new: list[str], metadata: dict[str, Any]) -> ContainerRecord:
     from archive.schema import parse_record
 
     files, diff_ids = _store_blobs(archive, img, new)
     spec_def = None
     def_path = _find_definition(archive, name, definition)
     if def_path is not None:
-        try:
-            rel = def_path.absolute().relative_to(archive.root).as_posix()
-            entry = archive.file_entry(def_path, name=rel, role="definition", tree=True)
-            spec_def = rel
-        except ValueError:
-            rel = f"definition/{def_path.name}"
-            existed = archive.store.exists(digest_file(def_path).sha256)
-            entry = archive.file_entry(def_path, name=rel, role="definition")
-            if not existed:
-                new.append(entry.sha256)
-            spec_def = rel
-        files.append(entry.model_dump(mode="json", exclude_none=True))
+        spec_def, entries = _definition_entries(archive, def_path, new)
+        files += entries
     cfg = img.config
     inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
     assert isinstance(inner, dict)
@@ -282,11 +297,16 @@ def _build_record(archive: Archive, img: ResolvedImage, rid: str, version: str, 
         "source_format": img.source.fmt, "conversion": img.conversion, "definition": spec_def,
     }
     label = f"{name}:{img.tag}" if img.tag else name
+    generated = (f"OCI image {img.manifest_desc.digest}, {len(img.layers)} layer(s), "
+                 f"{plat['os']}/{plat['architecture']}.")
+    given = str(metadata.pop("description", "") or "").strip()
+    keywords = ["container", "oci-image", *[k for k in metadata.pop("keywords", []) or []
+                                            if k not in ("container", "oci-image")]]
     data = {
-        "id": rid, "version": version, "title": title or f"Container image {label}",
-        "description": f"OCI image {img.manifest_desc.digest}, {len(img.layers)} layer(s), "
-                       f"{plat['os']}/{plat['architecture']}.",
-        "keywords": ["container", "oci-image"], "files": files,
+        **{k: v for k, v in metadata.items() if k not in ("id", "version", "files", "container", "title")},
+        "id": rid, "version": version, "title": title or metadata.get("title") or f"Container image {label}",
+        "description": f"{given}\n\n{generated}" if given else generated,
+        "keywords": keywords, "files": files,
         "container": {k: v for k, v in spec.items() if v is not None},
     }
     record = parse_record(data, source=f"{img.source.label} -> {rid}@{version}")
