@@ -75,8 +75,18 @@ def finish_run(ctx: _Ctx, rec: RecipeRecord, name: str, steps: list[dict[str, An
         run["comparison"] = comparison.model_dump(mode="json")
         relations.append({"type": "IsVariantFormOf", "target": original.ref})
         title = f"Rerun of {original.ref}: {comparison.verdict}"
-    data = {"id": f"run/{name}", "version": "1.0.0", "status": "published", "title": title,
-            "description": ctx.failed or "", "files": files, "relations": relations,
+    images = sorted({f"{s.get('image') or s.get('image_digest')}" for s in steps
+                     if s.get("image") or s.get("image_digest")})
+    what = (f"Execution of {rec.ref} ({rec.title}) by {ENGINE_NAME} {ENGINE_VERSION} on the {ctx.backend} backend"
+            + (f" in {', '.join(images)}" if images else " on the host") + f", device {ctx.device}: "
+            + (f"failed: {ctx.failed}" if ctx.failed else
+               f"succeeded; {len(steps)} step(s), {len(outputs)} output file(s) kept by digest")
+            + (f"; compared with {compare_with}" if compare_with else "") + ".")
+    envelope = {k: v for k, v in (("creators", [c.model_dump(mode="json", exclude_none=True) for c in rec.creators]),
+                                  ("license", rec.license), ("keywords", list(rec.keywords)),
+                                  ("experiment", rec.experiment), ("collaboration", rec.collaboration)) if v}
+    data = {"id": f"run/{name}", "version": "1.0.0", "status": "published", "title": title, **envelope,
+            "description": what, "files": files, "relations": relations,
             "dates": {"created": started.date().isoformat(), "published": started.date().isoformat()},
             "run": _jsonable(run)}
     record = parse_record(data, source=f"run/{name}")

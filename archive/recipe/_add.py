@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archive.errors import ValidationError
 
@@ -20,6 +20,8 @@ def _role(rel: str, spec_file: str, side_file: str | None, workflow_file: str | 
         return "recipe"
     if rel == workflow_file:
         return "workflow"
+    if rel == "CITATION.cff":
+        return "documentation"
     return "other"
 
 
@@ -36,10 +38,14 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
         strict_images: a step image whose container record is not in the archive is an error; with
             ``False`` it is a warning and the recipe can run only on the ``local`` (or ``reana``) backend.
 
+    A ``CITATION.cff`` in the folder gives the record's creators, licence and keywords (and the description when
+    the side file has none).
+
     Returns:
         The recipe record written to the catalog. Invalid recipes raise before anything is stored.
     """
     from archive.catalog import record_digest
+    from archive.recipe._citation import CITATION_FILE, read_citation
     from archive.recipe._load import load_recipe
     from archive.schema import parse_record
 
@@ -61,10 +67,14 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
                    for rel in loaded.files]
         if tree is not None:
             entries = [e.model_copy(update={"locations": [f"tree:{tree}/{e.path}"]}) for e in entries]
+        cite: dict[str, Any] = {}
+        if (root / CITATION_FILE).is_file():
+            cite = read_citation(root / CITATION_FILE)
         data = {
             "id": rid, "version": version or "0.0.0", "title": loaded.title or f"Recipe {rname}",
-            "description": loaded.description or "", "files": [e.model_dump(mode="json", exclude_none=True)
-                                                              for e in entries],
+            "description": loaded.description or cite.pop("abstract", None) or "",
+            **{k: v for k, v in cite.items() if k != "abstract"},
+            "files": [e.model_dump(mode="json", exclude_none=True) for e in entries],
             "recipe": spec.model_dump(mode="json"),
         }
         if version is None:

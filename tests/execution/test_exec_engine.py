@@ -71,6 +71,18 @@ def test_run_record_content_and_validation(tmp_archive: Any, two_step: Any) -> N
     assert res.record.status == "published"
     assert validate_archive(tmp_archive) == []
     assert ("run.recipe", "recipe/twostep@1.0.0") in list(res.record.references())
+    # a run says what it was in its description, and carries the recipe's creators and licence
+    desc = res.record.description
+    assert "recipe/twostep@1.0.0" in desc and "local backend" in desc and "succeeded" in desc
+
+
+def test_run_record_inherits_citation_metadata(tmp_archive: Any, two_step: Any) -> None:
+    d = two_step(env=HOST)
+    (d / "CITATION.cff").write_text("cff-version: 1.2.0\nmessage: cite\nauthors: [{name: Z team}]\n"
+                                    "license: CC0-1.0\nkeywords: [muons]\n")
+    res = run_recipe(tmp_archive, d)
+    assert [c.name for c in res.record.creators] == ["Z team"]
+    assert res.record.license == "CC0-1.0" and res.record.keywords == ["muons"]
 
 
 def test_missing_output_fails_and_promotes_nothing(tmp_archive: Any, tmp_path: Path) -> None:

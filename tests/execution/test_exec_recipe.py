@@ -181,3 +181,46 @@ def test_cwl_workflow_is_validated_by_cwltool_in_a_sandbox(tmp_archive: Any, tmp
         add_recipe(tmp_archive, d)
     (problem,) = exc.value.problems
     assert problem.file == "wf.cwl" and "echo/nope" in problem.reason
+
+
+CFF = """\
+cff-version: 1.2.0
+message: Please cite this analysis.
+authors:
+  - family-names: Curie
+    given-names: Marie
+    orcid: https://orcid.org/0000-0002-1825-0097
+    affiliation: CERN
+  - name: ATLAS Collaboration
+license: CC-BY-4.0
+keywords: [Z+jets, unfolding]
+abstract: An analysis described only by its citation file.
+"""
+
+
+def test_citation_file_gives_creators_licence_and_keywords(tmp_archive: Any, two_step: Any) -> None:
+    d = two_step(env=f"docker.io/library/busybox@sha256:{'ab' * 32}")
+    (d / "CITATION.cff").write_text(CFF)
+    rec = add_recipe(tmp_archive, d)
+    assert [c.name for c in rec.creators] == ["Curie, Marie", "ATLAS Collaboration"]
+    assert rec.creators[0].orcid == "0000-0002-1825-0097" and rec.creators[0].affiliation[0].name == "CERN"
+    assert rec.license == "CC-BY-4.0" and rec.keywords == ["Z+jets", "unfolding"]
+    assert {f.path: f.role for f in rec.files}["CITATION.cff"] == "documentation"
+    # no description in the side file: the abstract is the description; a side-file description wins
+    assert rec.description == "An analysis described only by its citation file."
+    side = d / "hep-archive.yaml"
+    side.write_text(side.read_text() + "description: Told by the side file.\n")
+    assert add_recipe(tmp_archive, d).description == "Told by the side file."
+
+
+def test_bad_citation_file_names_the_file_and_field(tmp_archive: Any, two_step: Any) -> None:
+    d = two_step(env=f"docker.io/library/busybox@sha256:{'ab' * 32}")
+    (d / "CITATION.cff").write_text(CFF.replace("https://orcid.org/0000-0002-1825-0097", "not-an-orcid"))
+    with pytest.raises(ValidationError) as exc:
+        add_recipe(tmp_archive, d)
+    assert exc.value.field == "authors[0].orcid" and "CITATION.cff" in str(exc.value.file)
+    (d / "CITATION.cff").write_text("cff-version: 1.2.0\nmessage: hi\n")
+    with pytest.raises(ValidationError) as exc:
+        add_recipe(tmp_archive, d)
+    assert exc.value.field == "authors"
+    assert tmp_archive.catalog.versions("recipe/twostep") == []  # nothing recorded
