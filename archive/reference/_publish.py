@@ -31,6 +31,19 @@ def _unit(name: str) -> str | None:
     return _UNITS.get(name.split("_", 1)[0])
 
 
+def _binnings(work: Path) -> dict[str, Any]:
+    """The official binnings: the closure-test bins of the validate card, for the observables that are columns
+    (derived ones such as tau21 are computed by whoever histograms them)."""
+    from archive.schema._yaml import load_yaml_file
+
+    card = work.parent / "cards" / "validate.yaml"
+    if not card.is_file():
+        card = RECIPE / "cards" / "validate.yaml"
+    closure = (load_yaml_file(card, source=str(card)) or {}).get("closure") or {}
+    return {name: {"edges": [float(e) for e in edges], "source": "closure-test bins (cards/validate.yaml)"}
+            for name, edges in closure.items() if name in OBSERVABLES}
+
+
 def _add_dataset(archive: Any, work: Path, events: int) -> str:
     from archive.datasets import ingest
 
@@ -42,6 +55,7 @@ def _add_dataset(archive: Any, work: Path, events: int) -> str:
                         "event passing the particle-level fiducial selection, the 24 observables of the ATLAS "
                         "Z+jets OmniFold measurement and every weight family (absolute, fb)."),
         "weights": fams,
+        "binnings": _binnings(work),
     }
     record = ingest(archive, [work / "unfolded.parquet"], name=DATASET, version="1.0.0", metadata=meta)
     return str(record.ref)
@@ -95,6 +109,14 @@ def _add_models(archive: Any, work: Path, dataset_ref: str) -> list[str]:
         card = {
             **_ENVELOPE,
             "title": f"OmniFold step-2 network, iteration {meta['iteration']}, ensemble member {member}",
+            "description": (f"The particle-level (step 2) reweighting network of MultiFold iteration "
+                            f"{meta['iteration']}, ensemble member {member}, trained in torch and exported to ONNX. "
+                            "Input: the 24 particle-level observables of an event (standardisation inside the "
+                            "graph); output 'weight' is the event weight that takes the prior (Pythia 8 Monash) "
+                            "to the unfolded distribution. Reference inputs and outputs are attached, so "
+                            "`hep-archive model check` proves a runtime still gives the same numbers."),
+            "usage": (f"hep-archive model apply zjets-omnifold-step2-e{member} DATASET --output-column w_unfold "
+                      "--output weight --family systematic  (DATASET: particle-level events with the 24 observables)"),
             "model": {
                 "inputs": [{"name": n, "unit": _unit(n)} for n in OBSERVABLES],
                 "preprocessing": {"in_graph": True,
