@@ -1,20 +1,28 @@
 """The reference archive built by ``hep-archive demo`` (the README's main job).
 
-1. Record the reference recipe (``recipes/zjets-omnifold``) and run it through the re-execution engine:
-   Pythia 8 generation, the parametric detector simulation, FastJet reconstruction of the 24 ATLAS Z+jets
-   observables, MultiFold unfolding in torch with ONNX export, and the closure test. The engine writes the
-   run record (host, packages, devices, every input and output digest) and caches every step by content.
-2. Store what the run produced: the unfolded pseudo-data as a self-describing dataset with all its weight
+1. Make the chain's software image without a registry: ``container snapshot`` copies the interpreter, the
+   pinned distributions of ``containers/zjets-omnifold/requirements.txt`` and the analysis code into a real
+   OCI image, stored byte for byte and pinned by digest (the ``Containerfile`` beside it builds the same
+   software where a registry is reachable).
+2. Record the reference recipe (``recipes/zjets-omnifold``), its steps pinned to that image, and run it
+   through the re-execution engine in a bwrap sandbox (no network): Pythia 8 generation, the parametric
+   detector simulation, FastJet reconstruction of the 24 ATLAS Z+jets observables, MultiFold unfolding in
+   torch with ONNX export, and the closure test. The engine writes the run record (image digest per step, host,
+   packages, devices, every input and output digest) and caches every step by content.
+3. Store what the run produced: the unfolded pseudo-data as a self-describing dataset with all its weight
    families, its particle-level truth, the alternative-prior unfolding, and the step-2 networks as ONNX
    model records with reference vectors.
-3. Reinterpret: a derived observable that was never binned (tau21 of the leading track jet, with a
+4. Reinterpret: a derived observable that was never binned (tau21 of the leading track jet, with a
    selection), with every weight family's uncertainty, compared with the known truth (chi2 with the full
    covariance), plotted, and kept as a ``result`` record next to the closure test.
-4. ``validate`` and ``verify`` the whole archive.
+5. Publish: a release of every record above (release checks, immutable), exported in every format, each
+   checked by its validator while it is written (BagIt, RO-Crate, DataCite, Zenodo, CERN Open Data, HEPData,
+   the web site), into ``exports/`` of the archive root.
+6. ``validate`` and ``verify`` the whole archive.
 
-The steps run on the engine's ``local`` backend, which records the host environment instead of an image:
-the chain's image (``containers/zjets-omnifold/Containerfile``) needs a registry to build, which these
-machines cannot reach. ``hep-archive rerun RUN`` re-executes the recorded run and compares every output.
+Without a usable bwrap (no user namespaces) the steps run on the ``local`` backend instead, which records the
+host environment and no image, and the release is skipped: its checks require every step pinned to an image.
+``hep-archive rerun RUN`` re-executes the recorded run and compares every output.
 """
 
 from __future__ import annotations
@@ -73,26 +81,117 @@ def _atlas_export(archive: Archive, dataset_ref: str, run_ref: str) -> str:
         )
 
 
-def _container_definition(archive: Archive) -> str:
-    """Keep the chain's image definition in the archive's ``containers/`` folder (the image itself needs a
-    registry to build)."""
+IMAGE = "zjets-omnifold"
+RELEASE = "zjets-omnifold-reference"
+IMAGE_METADATA: dict[str, Any] = {
+    "creators": [{"name": "hep-archive developers"}],
+    "license": "GPL-2.0-or-later",
+    "description": ("The software of the hep-archive reference analysis: Pythia 8, FastJet, awkward, torch (CPU), "
+                    "ONNX and onnxruntime, scipy, matplotlib and the analysis code (the archive package). The "
+                    "image bundles software under its own licences (torch and numpy BSD-3-Clause, onnxruntime "
+                    "MIT, ...); as a whole it is distributed under GPL-2.0-or-later, the licence of Pythia 8 and "
+                    "FastJet."),
+    "usage": ("hep-archive container run zjets-omnifold -- python -m archive.reference.generate --help; "
+              "the recipe recipe/zjets-omnifold runs every step in it (hep-archive rerun RUN)."),
+    "keywords": ["Pythia 8", "FastJet", "torch", "ONNX"],
+}
+
+
+def _container_definition(archive: Archive) -> Path:
+    """Keep the chain's image definition (Containerfile, requirements.txt) in the archive's ``containers/``."""
     import shutil
 
     from archive.reference._publish import RECIPE
 
-    src = RECIPE.parents[1] / "containers" / "zjets-omnifold" / "Containerfile"
-    dst = archive.root / "containers" / "zjets-omnifold" / "Containerfile"
+    src = RECIPE.parents[1] / "containers" / IMAGE
+    dst = archive.root / "containers" / IMAGE
     if src.resolve() != dst.resolve():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-    return str(dst.relative_to(archive.root))
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in sorted(src.iterdir()):
+            if p.is_file() and not (dst / p.name).exists():
+                shutil.copyfile(p, dst / p.name)
+    return dst / "Containerfile"
+
+
+def _image(archive: Archive, say: Callable[[str], None]) -> str:
+    """The chain's image record: the one already in the archive, else a snapshot of this environment."""
+    from archive.container import snapshot_image
+
+    versions = archive.catalog.versions(f"container/{IMAGE}")
+    if versions:
+        return f"container/{IMAGE}@{versions[-1]}"
+    definition = _container_definition(archive)
+    say(f"building the chain's image offline: container snapshot {IMAGE} (about a minute)")
+    package = Path(__file__).resolve().parent
+    rec, report = snapshot_image(archive, IMAGE, version="1.0.0", packages=[package], definition=definition,
+                                 metadata=IMAGE_METADATA, log=lambda line: say(f"  {line}"))
+    say(f"{rec.ref}: {rec.container.manifest_digest}, {report.size / 1e9:.2f} GB, "
+        f"{len(report.distributions)} distributions")
+    return rec.ref
+
+
+def _model_names(archive: Archive) -> list[str]:
+    return sorted({f.name for f in archive.catalog.files()
+                   if f.kind == "model" and f.name.startswith("zjets-omnifold-step2-")})
+
+
+def _backend(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from archive.container import get_runner
+
+    return "bwrap" if get_runner("bwrap").available() is None else "local"
+
+
+def _release(archive: Archive, members: list[str], run_ref: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Create, check and publish the release of the reference chain, then export it in every format."""
+    import datetime as dt
+
+    from archive.publish import FORMATS, create_release, export_release, publish_release
+
+    ref = f"release/{RELEASE}@1.0.0"
+    rec = archive.record(run_ref)
+    created = rec.dates.created or dt.datetime.now(dt.UTC).date()
+    if not archive.catalog.exists(f"release/{RELEASE}", "1.0.0"):
+        create_release(
+            archive, RELEASE, "1.0.0", members,
+            title="Z(->mu mu)+jets OmniFold reference analysis: unfolded pseudo-data, networks, software and run",
+            description=("A complete, re-executable unbinned measurement: Pythia 8 Z(->mu mu)+jet pseudo-data "
+                         "unfolded with MultiFold to the 24 observables of the ATLAS Z+jets OmniFold release, with "
+                         "every weight family (ensemble, data and MC bootstraps, detector systematics), the "
+                         "particle-level truth, the alternative-prior unfolding, the step-2 networks in ONNX, the "
+                         "REANA recipe, the container image it ran in (pinned by digest), the run record with "
+                         "every input and output digest, the closure test and a reinterpretation."),
+            usage=("Histogram any observable, or a new derived one, with every weight family's uncertainty: "
+                   "`hep-archive hist zjets-omnifold-pseudodata --observable 'tau21 = tau2_trackj1 / tau1_trackj1' "
+                   "--bins 0:1:10`. Re-execute the analysis: `hep-archive rerun " + run_ref + "`."),
+            license="CC0-1.0", keywords=["Z+jets", "OmniFold", "unbinned", "reinterpretation", "REANA"],
+            created=created, changes="First release of the reference analysis.",
+        )
+    release = archive.record(ref)
+    if release.status == "draft":
+        publish_release(archive, ref, date=created)
+        say(f"published {ref} ({len(members)} members; release checks passed)")
+    out = archive.root / "exports" / f"{RELEASE}-1.0.0"
+    written: dict[str, Any] = {}
+    for fmt in FORMATS:
+        target = out / fmt
+        if target.exists() and any(target.iterdir()):
+            written[fmt] = "exists"
+            continue
+        res = export_release(archive, ref, fmt, target)
+        written[fmt] = len(res.files)
+    say(f"exported {ref} as {', '.join(FORMATS)} into {out} (each validated while written)")
+    return {"release": ref, "exports": str(out), "files": written}
 
 
 def build_demo(
     output: str | Path, *, events: int = DEMO_EVENTS, device: str = "cpu", jobs: int = 2,
-    log: Callable[[str], None] | None = None,
+    backend: str = "auto", log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Build (or complete) the reference archive at ``output`` and return a summary."""
+    """Build (or complete) the reference archive at ``output`` and return a summary.
+
+    ``backend``: ``auto`` (bwrap when it can run here, else local), ``bwrap``, ``podman`` or ``local``."""
     from archive.datasets import open_dataset
     from archive.execution import run_recipe
     from archive.recipe import add_recipe
@@ -104,11 +203,15 @@ def build_demo(
     out = Path(output)
     archive = Archive(out) if (out / "archive.yaml").exists() else init_archive(out, name="hep-archive-reference")
     say(f"archive root: {archive.root}")
-    recipe = add_recipe(archive, RECIPE, name="zjets-omnifold", strict_images=False)
-    say(f"recorded {recipe.ref}; running the chain ({events} events per sample, device {device})")
+    backend = _backend(backend)
+    image = _image(archive, say) if backend != "local" else None
+    if image is None:
+        say("bwrap cannot run here: the steps run on the local backend (host environment, no image)")
+    recipe = add_recipe(archive, RECIPE, name="zjets-omnifold", strict_images=image is not None)
+    say(f"recorded {recipe.ref}; running the chain on {backend} ({events} events per sample, device {device})")
     run = run_recipe(archive, recipe.ref, parameters={"events": events, "jobs": jobs,
                                                       "device": "cuda" if device == "gpu" else "cpu"},
-                     backend="local", device=device)
+                     backend=backend, device=device)
     if not run.ok:
         return {"archive": str(archive.root), "run": run.record.ref, "ok": False,
                 "error": f"the run failed; see `hep-archive run-show {run.record.ref}`"}
@@ -157,6 +260,13 @@ def build_demo(
         f"p = {cmp.p_value:.3f} ({reinterpretation})")
     atlas_ref = _atlas_export(archive, f"dataset/{DATASET}@1.0.0", run.record.ref)
     definition = _container_definition(archive)
+    published: dict[str, Any] = {"skipped": "no image: the steps ran on the local backend"}
+    if image is not None:
+        members = [f"dataset/{DATASET}@1.0.0", f"dataset/{DATASET}-truth@1.0.0",
+                   f"dataset/{DATASET}-altprior@1.0.0",
+                   *[f"model/{n}@1.0.0" for n in _model_names(archive)],
+                   recipe.ref, image, run.record.ref, closure_ref, reinterpretation, atlas_ref]
+        published = _release(archive, members, run.record.ref, say)
     problems = validate_archive(archive)
     report = verify_archive(archive)
     ok = not problems and report.ok and bool(closure["passed"])
@@ -171,7 +281,8 @@ def build_demo(
                     "p_values": {k: round(float(v["p_value"]), 4) for k, v in closure["observables"].items()}},
         "reinterpretation": {"observable": OBSERVABLE, "selection": SELECTION, "chi2": round(float(cmp.chi2), 3),
                              "ndf": cmp.ndf, "p_value": round(float(cmp.p_value), 4)},
-        "atlas_layout": atlas_ref, "container_definition": definition,
+        "atlas_layout": atlas_ref, "image": image, "container_definition": str(definition.relative_to(archive.root)),
+        "publish": published,
         "validate": "ok" if not problems else [str(p) for p in problems],
         "verify": report.counts(),
         "rerun": f"hep-archive --root {archive.root} rerun {run.record.ref}",

@@ -17,16 +17,19 @@ def demo(
     events: Annotated[int, typer.Option(help="events per generated sample (default: the reference size, 3000)")] = 0,
     device: Annotated[str, typer.Option(help="cpu or gpu (torch training and onnxruntime)")] = "cpu",
     jobs: Annotated[int, typer.Option(help="parallel generator processes")] = 2,
+    backend: Annotated[str, typer.Option(
+        help="auto (bwrap when it can run here, else local), bwrap, podman or local")] = "auto",
 ) -> None:
-    """Build the reference archive (generate, simulate, reconstruct, unfold, store), reinterpret it, then
-    validate and verify it."""
+    """Build the reference archive: snapshot the chain's image, run the chain in it (generate, simulate,
+    reconstruct, unfold), store and reinterpret the results, publish and export a release, validate, verify."""
     from archive.demo import build_demo
 
     def log(line: str) -> None:
         if not STATE.json:
             err_console.print(f"[demo] {line}", markup=False, highlight=False)
 
-    summary = build_demo(output, device=device, jobs=jobs, log=log, **({"events": events} if events else {}))
+    summary = build_demo(output, device=device, jobs=jobs, backend=backend, log=log,
+                         **({"events": events} if events else {}))
     def human() -> None:
         for k, v in summary.items():
             console.print(f"{k}: {v}", markup=False, highlight=False)

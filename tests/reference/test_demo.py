@@ -1,4 +1,6 @@
-"""The README's main job, end to end from the CLI at a small size: demo, demo again (cached), rerun."""
+"""The README's main job from the CLI at a small size, on the local backend (where bwrap cannot run): demo, demo
+again (cached), rerun. The default path, in the snapshot image under bwrap with a release, is
+tests/publish/test_reference_release.py."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ pytestmark = pytest.mark.slow
 
 def test_demo_builds_validates_reinterprets_and_reruns(tmp_path: Path, cli: Any) -> None:
     out = tmp_path / "demo"
-    first = cli("--json", "demo", "--output", out, "--events", "400")
+    first = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local")
     assert first.code == 0, first.err
     summary = first.json()
     assert summary["ok"] is True and summary["validate"] == "ok"
+    assert summary["image"] is None and "local backend" in summary["publish"]["skipped"]
     assert summary["steps_executed"] == ["generate", "detsim", "reco", "unfold", "validate"]
     assert set(summary["verify"]) == {"ok"}
     records = summary["records"]
@@ -34,7 +37,7 @@ def test_demo_builds_validates_reinterprets_and_reruns(tmp_path: Path, cli: Any)
     assert (out / summary["container_definition"]).is_file()
     assert summary["closure"]["passed"] is True
 
-    again = cli("--json", "demo", "--output", out, "--events", "400").json()
+    again = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local").json()
     assert again["steps_executed"] == [] and again["steps_cached"] == summary["steps_executed"]
     assert again["ok"] is True
 
