@@ -1,9 +1,8 @@
-"""A small archive with real stored files: software, dataset, container image blobs, recipe and a run."""
+"""A small archive with real stored files: software, dataset, a real OCI image (busybox), recipe and a run."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 import pytest
 
 from archive._archive import Archive
+from archive.container import add_image
+from archive.container.testing import build_busybox_oci
 from archive.schema import parse_record
 
 CREATORS = [{"name": "Curie, Marie", "orcid": "0000-0002-1825-0097",
@@ -88,33 +89,22 @@ def _build_rest(archive: Archive, src: Path, refs: dict[str, str], with_run: boo
         "id": "software/zfit", "version": "1.0.0", "title": "Z fit code", "description": "The fit.",
         "files": [archive.file_entry(code, role="other", media_type="text/x-python").model_dump(mode="json")],
     })
-    manifest = b'{"schemaVersion":2,"layers":[]}'
-    config = b'{"architecture":"amd64","os":"linux"}'
-    layer = b"layer-bytes"
-    blobs = []
-    for name, blob, role in (("manifest", manifest, "image-manifest"), ("config", config, "image-config"),
-                             ("layer", layer, "image-layer")):
-        p = _write(src / "blobs" / name, blob)
-        blobs.append(archive.file_entry(p, name=f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}",
-                                        role=role).model_dump(mode="json"))
-    man_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    refs["container"] = _add(archive, {
-        "id": "container/pyenv", "version": "1.0.0", "title": "Python image", "description": "Runs the fit.",
-        "files": blobs,
-        "container": {"manifest_digest": man_digest, "config_digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                      "platform": {"architecture": "amd64"}, "tag": "3.12", "registry": "docker.io/library/python",
-                      "layers": [{"digest": "sha256:" + hashlib.sha256(layer).hexdigest(), "size": len(layer),
-                                  "media_type": "application/vnd.oci.image.layer.v1.tar"}]},
-    })
+    # a real OCI image (Debian's static busybox, built offline), stored byte for byte and pinned by digest
+    image = add_image(archive, build_busybox_oci(src / "oci"), name="zfit-env", version="1.0.0",
+                      registry="docker.io/library/busybox", title="The fit's runtime image",
+                      metadata={k: v for k, v in ENVELOPE.items() if k not in ("dates",)} | {
+                          "description": "Runs the fit."})
+    refs["container"] = image.ref
+    man_digest = image.container.manifest_digest
     reana = archive.root / "recipes" / "zfit" / "reana.yaml"
     _write(reana, (f"version: 0.9.0\nworkflow:\n  type: serial\n  specification:\n    steps:\n"
-                   f"      - environment: docker.io/library/python@{man_digest}\n"
+                   f"      - environment: docker.io/library/busybox@{man_digest}\n"
                    f"        commands: [python fit.py]\n").encode())
     refs["recipe"] = _add(archive, {
         "id": "recipe/zfit", "version": "1.0.0", "title": "Z fit workflow", "description": "One serial step.",
         "files": [archive.file_entry(reana, name="reana.yaml", role="recipe", tree=True,
                                      media_type="application/yaml").model_dump(mode="json")],
-        "recipe": {"steps": [{"name": "fit", "environment": f"docker.io/library/python@{man_digest}",
+        "recipe": {"steps": [{"name": "fit", "environment": f"docker.io/library/busybox@{man_digest}",
                               "image": refs["container"], "image_digest": man_digest,
                               "commands": ["python fit.py"], "outputs": ["result.json"]}],
                    "datasets": {"data": refs["dataset"]}},

@@ -7,16 +7,11 @@ reinterpretation engine; the site is loaded in headless Chromium (pages render, 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import http.server
 import json
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,12 +19,8 @@ from archive._archive import Archive, init_archive
 from archive.publish import FORMATS, create_release, export_release, publish_release
 
 from .conftest import Built, build_archive, validate_rocrate
+from .site_harness import CHROMIUM, assert_pages_sound, browse_site
 from .test_exports import COD_SCHEMA
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +112,7 @@ def test_site_content(atlas: Built, exports: dict[str, Path]) -> None:
     page = (site / "records" / "dataset-zjets-1.0.0.html").read_text()
     for needle in ("How to cite", "10.5072/hep-archive.zjets-omnifold.dataset.zjets.v1.0.0", "Variables",
                    "<td>GeV</td>", "Weight families", "bootstrap_data", "std_replicas", "sum_w2", "Files",
-                   "events.parquet", "sha256:", "Rerun", "container/pyenv@1.0.0", "recipe/zfit@1.0.0",
+                   "events.parquet", "sha256:", "Rerun", "container/zfit-env@1.0.0", "recipe/zfit@1.0.0",
                    "Reinterpret this", 'histogram(ds, &#34;m_ll&#34;, &#34;official&#34;)',
                    "plots/zjets-1.0.0-pT_ll.png"):
         assert needle in page, needle
@@ -158,124 +149,13 @@ def test_hepdata_and_site_are_deterministic(atlas: Built, exports: dict[str, Pat
     assert [k for k in first if first[k] != second[k]] == []
 
 
-HARNESS = """<!DOCTYPE html><html><body><pre id="out">pending</pre><script>
-const pages = %s;
-async function check(p) {
-  const r = {title: "", h1: "", images: 0, broken_images: [], links: 0, broken_links: [], external: 0,
-             missing_anchors: [], styled: false};
-  const frame = document.createElement("iframe");
-  frame.style.width = "1280px"; frame.style.height = "1000px";
-  document.body.appendChild(frame);
-  await new Promise(res => { frame.onload = res; frame.src = "site/" + p; });
-  const doc = frame.contentDocument;
-  await Promise.all(Array.from(doc.images).map(i => i.decode().catch(() => null)));
-  r.title = doc.title; r.h1 = doc.querySelector("h1") ? doc.querySelector("h1").textContent.trim() : "";
-  for (const img of doc.images) {
-    if (img.naturalWidth > 0 && img.naturalHeight > 0) r.images++; else r.broken_images.push(img.getAttribute("src"));
-  }
-  for (const a of doc.querySelectorAll("a[href]")) {
-    const href = a.getAttribute("href");
-    if (/^https?:/.test(href)) { r.external++; continue; }
-    const url = new URL(href, frame.contentWindow.location.href);
-    const resp = await fetch(url.href.split("#")[0]);
-    if (!resp.ok) { r.broken_links.push(href); continue; }
-    r.links++;
-    if (url.hash) {
-      const target = new DOMParser().parseFromString(await resp.text(), "text/html");
-      if (!target.getElementById(url.hash.slice(1))) r.missing_anchors.push(href);
-    }
-  }
-  r.styled = getComputedStyle(doc.querySelector("header.top")).backgroundColor === "rgb(16, 40, 74)";
-  return r;
-}
-(async () => {
-  const results = {};
-  try { for (const p of pages) results[p] = await check(p); }
-  catch (e) { results.error = String(e); }
-  document.getElementById("out").textContent = JSON.stringify(results);
-  await fetch("/results", {method: "POST", body: JSON.stringify(results)});
-})();
-</script></body></html>
-"""
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    results: list[bytes]
-    done: threading.Event
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the folder; the harness page POSTs its findings to ``/results``."""
-
-    server: _Server
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.results.append(body)
-        self.send_response(204)
-        self.end_headers()
-        self.server.done.set()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def served(exports: dict[str, Path], tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
-    root = tmp_path / "www"
-    shutil.copytree(exports["site"], root / "site")
-    server = _Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    server.results, server.done = [], threading.Event()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, root
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
-
-
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
-def test_site_in_headless_chromium(served: tuple[_Server, Path], tmp_path: Path) -> None:
-    server, root = served
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    pages = sorted(p.relative_to(root / "site").as_posix() for p in (root / "site").rglob("*.html"))
-    # a control page with a missing image and a dead link shows the harness can fail
-    (root / "site" / "zz-control.html").write_text('<title>c</title><h1>c</h1><img src="nope.png">'
-                                                   '<a href="missing.html">dead</a><header class="top"></header>')
-    (root / "check.html").write_text(HARNESS % json.dumps([*pages, "zz-control.html"]))
-    browser = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-check'}",
-                                f"{base}/check.html"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        finished = server.done.wait(180)
-    finally:
-        browser.terminate()
-        try:
-            _, err = browser.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            _, err = browser.communicate()
-    assert finished, f"the harness page did not report back: {err[-2000:]}"
-    results = json.loads(server.results[0])
-    assert "error" not in results, results
-    control = results.pop("zz-control.html")
-    assert control["broken_images"] == ["nope.png"] and control["broken_links"] == ["missing.html"]
-    assert sorted(results) == pages
-    for page, r in results.items():
-        assert r["h1"] and r["title"], page
-        assert r["broken_images"] == [] and r["broken_links"] == [] and r["missing_anchors"] == [], (page, r)
-        assert r["styled"], page
-        assert r["links"] >= 1, page
+def test_site_in_headless_chromium(exports: dict[str, Path], tmp_path: Path) -> None:
+    shot = tmp_path / "index.png"
+    results = browse_site(exports["site"], tmp_path, screenshot=shot)
+    assert_pages_sound(results)
     assert results["index.html"]["images"] == 2
     assert results["records/dataset-zjets-1.0.0.html"]["images"] == 2
-    shot = tmp_path / "index.png"
-    proc = _chromium(tmp_path, "--window-size=1280,1700", f"--screenshot={shot}", f"{base}/site/index.html")
-    assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -21,6 +21,7 @@ import pytest
 from archive._archive import Archive
 
 from .conftest import validate_rocrate
+from .site_harness import CHROMIUM, assert_pages_sound, browse_site
 from .test_exports import COD_SCHEMA
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -123,6 +124,16 @@ def test_site_documents_the_image_and_how_to_rerun(demo: tuple[Archive, dict[str
     page = site / "records" / f"container-zjets-omnifold-{image.version}.html"
     assert image.container.manifest_digest in page.read_text()  # type: ignore[attr-defined]
     assert all(p.stat().st_size > 0 for p in site.rglob("*.png"))
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
+def test_site_in_headless_chromium(demo: tuple[Archive, dict[str, Any]], tmp_path: Path) -> None:
+    archive, summary = demo
+    results = browse_site(_exports(summary)["site"], tmp_path)
+    assert_pages_sound(results)
+    release = archive.record(summary["publish"]["release"])
+    assert len(results) == 1 + len(release.release.members)  # type: ignore[attr-defined]
+    assert results["index.html"]["images"] == 2  # the standard observables, with their uncertainty bands
 
 
 def test_rerun_in_the_image_reproduces_every_output(demo: tuple[Archive, dict[str, Any]], cli: Any) -> None:
