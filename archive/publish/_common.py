@@ -169,18 +169,56 @@ def as_json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_stages(output: Path) -> None:
+    """Remove the hidden stage folders of exports to ``output`` whose process is gone (a killed export)."""
+    for p in output.parent.glob(f".{output.name}.*.partial"):
+        parts = p.name[len(output.name) + 2:].split(".")
+        if len(parts) == 3 and parts[0].isdigit() and not _pid_alive(int(parts[0])):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` to disk before the export becomes visible."""
+    for d, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(d, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def staged_output(output: Path) -> Iterator[Path]:
-    """Write an export into a hidden sibling folder and move it to ``output`` only when complete, so a
-    failed export never leaves a partial folder. ``output`` must not exist or be an empty folder."""
+    """Write an export into a hidden sibling folder and move it to ``output`` only when complete and flushed to
+    disk, so a failed export never leaves a partial folder. ``output`` must not exist or be an empty folder.
+    A stage left by a killed export (its process is gone) is removed by the next export to the same output."""
     output = Path(output).absolute()
+    if output.parent.is_dir():
+        _remove_stale_stages(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ValidationError("the output folder exists and is not empty; choose a new folder", file=str(output))
     output.parent.mkdir(parents=True, exist_ok=True)
-    stage = output.parent / f".{output.name}.{uuid.uuid4().hex}.partial"
+    stage = output.parent / f".{output.name}.{os.getpid()}.{uuid.uuid4().hex}.partial"
     stage.mkdir()
     try:
         yield stage
+        _fsync_tree(stage)
         if output.exists():
             output.rmdir()
         os.replace(stage, output)

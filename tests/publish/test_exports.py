@@ -191,6 +191,24 @@ def test_export_refuses_non_empty_output_and_leaves_nothing(published: Built, tm
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+def test_stage_of_a_killed_export_is_removed_by_the_next(published: Built, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    stale = tmp_path / f".z.{dead_pid}.{'a' * 32}.partial"
+    live = tmp_path / f".z.{os.getpid()}.{'b' * 32}.partial"  # an export still running in this process
+    for d in (stale, live):
+        (d / "bag-info.txt").parent.mkdir(parents=True)
+        (d / "bag-info.txt").write_text("half\n")
+    export_release(published.archive, "zmumu", "zenodo", tmp_path / "z")
+    assert not stale.exists() and live.exists()
+    assert (tmp_path / "z" / "zenodo.json").is_file()
+
+
 def test_cli_export(published: Built, cli: Any, tmp_path: Path) -> None:
     r = cli("--root", published.archive.root, "--json", "release", "export", "zmumu@1.0.0", "--format", "zenodo",
             "--output", tmp_path / "z")
