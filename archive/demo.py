@@ -54,7 +54,7 @@ def _result(archive: Archive, name: str, title: str, files: list[tuple[Path, str
                for p, role, mt in files]
     record = parse_record({
         "id": f"result/{name}", "version": "1.0.0", "title": title, "description": description,
-        "creators": [{"name": "hep-archive reference analysis"}], "license": "CC0-1.0",
+        "creators": [{"name": "hep-archive developers"}], "license": "CC0-1.0",
         "experiment": "hep-archive reference (Pythia 8 pseudo-data)", "files": entries, "result": spec,
     })
     if not archive.catalog.exists(record.id, record.version):
@@ -84,6 +84,7 @@ def _atlas_export(archive: Archive, dataset_ref: str, run_ref: str) -> str:
 IMAGE = "zjets-omnifold"
 RELEASE = "zjets-omnifold-reference"
 IMAGE_METADATA: dict[str, Any] = {
+    "title": "Software image of the Z+jets OmniFold reference analysis",
     "creators": [{"name": "hep-archive developers"}],
     "license": "GPL-2.0-or-later",
     "description": ("The software of the hep-archive reference analysis: Pythia 8, FastJet, awkward, torch (CPU), "

@@ -461,6 +461,7 @@ def _write_json_blob(blobs: Path, obj: Any) -> tuple[str, int, bytes]:
 def build_snapshot_oci(
     out_dir: Path, requirements: Sequence[str], *, packages: Sequence[Path] = (), title: str = "snapshot",
     env: Mapping[str, str] | None = None, jobs: int = 2, log: Callable[[str], None] | None = None,
+    tag: str = "latest",
 ) -> SnapshotReport:
     """Write an OCI image layout of this Python environment to ``out_dir`` (absent or empty).
 
@@ -473,6 +474,7 @@ def build_snapshot_oci(
             ``LD_LIBRARY_PATH`` and ``LANG``.
         jobs: processes compiling bytecode.
         log: receives progress lines.
+        tag: the ``org.opencontainers.image.ref.name`` of the image in ``index.json``.
 
     Returns:
         A :class:`SnapshotReport` (manifest digest, distributions, layer sizes, host libraries copied).
@@ -560,7 +562,7 @@ def build_snapshot_oci(
     }
     dm, nm, _ = _write_json_blob(blobs, manifest)
     index = {"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": dm, "size": nm,
-                                                "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+                                                "annotations": {"org.opencontainers.image.ref.name": tag}}]}
     (out / "index.json").write_text(json.dumps(index, sort_keys=True, separators=(",", ":")))
     (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     return SnapshotReport(layout=out, manifest_digest=dm, python=python, distributions=distributions,
@@ -607,7 +609,7 @@ def snapshot_image(
     work = archive.state_dir / "containers" / f".snapshot-{uuid.uuid4().hex}"
     try:
         report = build_snapshot_oci(work / "layout", read_requirements(req), packages=packages, title=name,
-                                    env=env, jobs=jobs, log=log)
+                                    env=env, jobs=jobs, log=log, tag=version or "latest")
         listing = ", ".join(f"{k} {v}" for k, v in sorted(report.distributions.items(), key=lambda kv: kv[0].lower()))
         meta = dict(metadata or {})
         meta["description"] = ((str(meta.get("description") or "").strip() + "\n\n") if meta.get("description")

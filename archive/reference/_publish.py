@@ -21,7 +21,7 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "zjets-omnifold"
 DATASET = "zjets-omnifold-pseudodata"
 _UNITS = {"pT": "GeV", "m": "GeV"}
 _ENVELOPE = {
-    "creators": [{"name": "hep-archive reference analysis"}],
+    "creators": [{"name": "hep-archive developers"}],
     "license": "CC0-1.0",
     "keywords": ["Z+jets", "muon", "OmniFold", "unfolding", "track jets", "pseudo-data"],
 }
