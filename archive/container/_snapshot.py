@@ -180,6 +180,14 @@ def _mode(st_mode: int) -> int:
     return 0o755 if st_mode & 0o111 else 0o644
 
 
+def _site_dir() -> str:
+    """Where this interpreter looks for installed packages under ``/usr/local`` (``site-packages``; Debian's
+    patched interpreter uses ``dist-packages``), relative to the image root."""
+    import site
+
+    return site.getsitepackages([f"/{PREFIX}"])[0].lstrip("/")
+
+
 def _python_items(base: Path) -> tuple[list[_Item], list[Path]]:
     """The interpreter under ``usr/local``; returns items and the binaries to scan with ldd."""
     ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -216,13 +224,13 @@ def _python_items(base: Path) -> tuple[list[_Item], list[Path]]:
             items.append(_Item(dest, "file", source=p, mode=_mode(p.stat().st_mode)))
             if p.suffix == ".so" and not p.name.startswith("_tkinter"):
                 binaries.append(p)
-    items.append(_Item(f"{PREFIX}/lib/{ver}/site-packages/", "dir", mode=0o755))
+    items.append(_Item(_site_dir() + "/", "dir", mode=0o755))
     return items, binaries
 
 
 def _site_items(dists: Mapping[str, md.Distribution]) -> tuple[list[_Item], list[Path]]:
     ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = f"{PREFIX}/lib/{ver}/site-packages"
+    site = _site_dir()
     items: dict[str, _Item] = {}
     binaries: list[Path] = []
     prefix = Path(sys.prefix).resolve()
@@ -259,8 +267,7 @@ def _site_items(dists: Mapping[str, md.Distribution]) -> tuple[list[_Item], list
 
 
 def _package_items(packages: Sequence[Path], version_of: Callable[[str], tuple[str, str]]) -> list[_Item]:
-    ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = f"{PREFIX}/lib/{ver}/site-packages"
+    site = _site_dir()
     items: list[_Item] = []
     for pkg in packages:
         pkg = Path(pkg).resolve()
