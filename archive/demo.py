@@ -114,14 +114,13 @@ def _container_definition(archive: Archive) -> Path:
     return dst / "Containerfile"
 
 
-def _image(archive: Archive, say: Callable[[str], None]) -> str:
+def _image(archive: Archive, definition: Path, say: Callable[[str], None]) -> str:
     """The chain's image record: the one already in the archive, else a snapshot of this environment."""
     from archive.container import snapshot_image
 
     versions = archive.catalog.versions(f"container/{IMAGE}")
     if versions:
         return f"container/{IMAGE}@{versions[-1]}"
-    definition = _container_definition(archive)
     say(f"building the chain's image offline: container snapshot {IMAGE} (about a minute)")
     package = Path(__file__).resolve().parent
     rec, report = snapshot_image(archive, IMAGE, version="1.0.0", packages=[package], definition=definition,
@@ -205,7 +204,8 @@ def build_demo(
     archive = Archive(out) if (out / "archive.yaml").exists() else init_archive(out, name="hep-archive-reference")
     say(f"archive root: {archive.root}")
     backend = _backend(backend)
-    image = _image(archive, say) if backend != "local" else None
+    definition = _container_definition(archive)
+    image = _image(archive, definition, say) if backend != "local" else None
     if image is None:
         say("bwrap cannot run here: the steps run on the local backend (host environment, no image)")
     recipe = add_recipe(archive, RECIPE, name="zjets-omnifold", strict_images=image is not None)
@@ -260,7 +260,6 @@ def build_demo(
     say(f"reinterpretation {OBSERVABLE} with {SELECTION}: chi2/ndf = {cmp.chi2:.2f}/{cmp.ndf}, "
         f"p = {cmp.p_value:.3f} ({reinterpretation})")
     atlas_ref = _atlas_export(archive, f"dataset/{DATASET}@1.0.0", run.record.ref)
-    definition = _container_definition(archive)
     published: dict[str, Any] = {"skipped": "no image: the steps ran on the local backend"}
     if image is not None:
         members = [f"dataset/{DATASET}@1.0.0", f"dataset/{DATASET}-truth@1.0.0",

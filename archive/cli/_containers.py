@@ -73,15 +73,15 @@ def snapshot(
     their dependencies, and the --package directories; every .py has a hash-based .pyc. An installed version
     outside a pin is refused."""
     from archive.container import snapshot_image
-    from archive.datasets._families import load_metadata
+    from archive.datasets._families import SPEC_KEYS, load_metadata
+    from archive.errors import ValidationError
 
     meta = load_metadata(metadata) if metadata is not None else {}
     meta.pop("_label", None)
-    for key in ("variables", "weights", "measurement", "binnings"):
-        if key in meta:
-            from archive.errors import ValidationError
-
-            raise ValidationError(f"'{key}' is a dataset field, not a container field", file=str(metadata), field=key)
+    dataset_only = sorted(SPEC_KEYS & set(meta))
+    if dataset_only:
+        raise ValidationError(f"{', '.join(dataset_only)}: dataset fields, not container fields", file=str(metadata),
+                              field=dataset_only[0])
     rec, report = snapshot_image(get_archive(), name, version=version, requirements=requirements,
                                  packages=package or [], definition=definition, metadata=meta, jobs=jobs,
                                  log=lambda line: err_console.print(line, markup=False, highlight=False))

@@ -13,6 +13,8 @@ or the workflow engine, which decides what to run and records provenance.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from archive.container._images import (
     add_image,
     container_record,
@@ -32,7 +34,6 @@ from archive.container._runners import (
     available_runners,
     get_runner,
 )
-from archive.container._snapshot import SnapshotReport, build_snapshot_oci, snapshot_image
 from archive.container._unpack import UnpackReport, unpack_layers
 
 __all__ = [
@@ -57,3 +58,16 @@ __all__ = [
     "unpack_layers",
     "unpacked_root",
 ]
+
+if TYPE_CHECKING:
+    from archive.container._snapshot import SnapshotReport, build_snapshot_oci, snapshot_image
+
+_LAZY = {"SnapshotReport", "build_snapshot_oci", "snapshot_image"}  # multiprocessing, importlib.metadata
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from archive.container import _snapshot
+
+        return getattr(_snapshot, name)
+    raise AttributeError(f"module 'archive.container' has no attribute {name!r}")

@@ -38,7 +38,8 @@ DEFINITION_NAMES = ("Containerfile", "Dockerfile", "Singularity.def", "apptainer
 
 
 class _DiffTee(io.RawIOBase):
-    """Reads a layer blob, hashing the raw bytes and (for gzip/zstd/tar) the uncompressed tar (diff_id)."""
+    """Reads a layer blob and, for gzip/zstd, hashes the uncompressed tar (the diff_id). An uncompressed layer's
+    diff_id is its blob digest, which the store verifies while it reads: it is not hashed a second time."""
 
     def __init__(self, raw: BinaryIO, media_type: str) -> None:
         super().__init__()
@@ -66,14 +67,11 @@ class _DiffTee(io.RawIOBase):
         data = self.raw.read(len(b))
         n = len(data)
         b[:n] = data
-        if n:
-            if self.kind == "tar":
-                self.diff.update(data)
-            elif self.decomp is not None:
-                try:
-                    self._feed(data)
-                except zlib.error as exc:
-                    raise IntegrityError(f"layer does not decompress as {self.kind}: {exc}") from None
+        if n and self.decomp is not None:
+            try:
+                self._feed(data)
+            except zlib.error as exc:
+                raise IntegrityError(f"layer does not decompress as {self.kind}: {exc}") from None
         return n
 
     def _feed(self, data: bytes) -> None:
@@ -83,8 +81,9 @@ class _DiffTee(io.RawIOBase):
             self.decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
             self.diff.update(self.decomp.decompress(rest))
 
-    @property
-    def diff_id(self) -> str | None:
+    def diff_id(self, blob_digest: str) -> str | None:
+        if self.kind == "tar":
+            return blob_digest
         return None if self.kind == "unknown" else self.diff.sha256
 
 
@@ -171,8 +170,9 @@ def _store_blobs(archive: Archive, img: ResolvedImage, new: list[str]) -> tuple[
         if info.size != layer.size:
             raise IntegrityError(f"layer {layer.digest} is {info.size} bytes, the manifest says {layer.size}",
                                  file=img.source.label)
-        seen[layer.digest] = tee.diff_id
-        diff_ids.append(tee.diff_id)
+        diff_id = tee.diff_id(layer.digest)
+        seen[layer.digest] = diff_id
+        diff_ids.append(diff_id)
         files[layer.digest] = _entry(f"blobs/sha256/{hex_of(layer.digest)}", info, "image-layer",
                                      layer.media_type or None)
     expected = (img.config.get("rootfs") or {}).get("diff_ids")

@@ -26,7 +26,7 @@ libraries lie inside a distribution.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.metadata as md
 import importlib.util
 import io
@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from archive.container.testing import BUSYBOX_APPLETS, MTIME, find_busybox, goarch
-from archive.digest import hex_of
+from archive.container._oci import OCI_LAYER
+from archive.container.testing import BUSYBOX_APPLETS, MTIME, find_busybox, goarch, write_layout
+from archive.digest import MultiHasher, hex_of
 from archive.errors import MissingDependencyError, ValidationError
 
 if TYPE_CHECKING:
@@ -55,18 +56,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SnapshotReport", "build_snapshot_oci", "containerfile_env", "read_requirements", "snapshot_image"]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 PREFIX = "usr/local"
 DEFAULT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LD_LIBRARY_PATH": "/usr/local/lib",
     "LANG": "C.UTF-8",
 }
-#: standard-library folders an analysis never needs (tests alone are a third of the library)
-STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "__pycache__",
-               "lib2to3/tests", "unittest/test", "ctypes/test", "distutils/tests", "sqlite3/test", "tkinter/test"}
+#: standard-library folders an analysis never needs (tests alone are a third of the library): any path
+#: component with one of these names, and the nested test folders below
+STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "__pycache__"}
+STDLIB_SKIP_DIRS = ("lib2to3/tests/", "distutils/tests/")
 MARSHAL_VERSION = 2
 _LDD_LINE = re.compile(r"^\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
 
@@ -118,23 +117,32 @@ def read_requirements(path: Path) -> list[str]:
     return out
 
 
-def containerfile_env(path: Path) -> dict[str, str]:
-    """The ``ENV`` variables a Containerfile sets (``ENV K=V K2=V2`` with line continuations; ``ENV K V``)."""
-    text = Path(path).read_text(encoding="utf-8")
-    joined = re.sub(r"\\\n", " ", text)
+def containerfile_env(path: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``ENV`` variables a Containerfile sets: ``ENV K=V K2="v w"`` and the legacy ``ENV K value``, with line
+    continuations (comment lines inside them skipped) and ``$VAR``/``${VAR}`` expanded against ``base`` and the
+    earlier ``ENV`` values, as a builder does (``ENV PATH=/opt/bin:$PATH``)."""
+    lines = [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
     env: dict[str, str] = {}
+    known = dict(base or {})
+
+    def expand(value: str) -> str:
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: known.get(m.group(1) or m.group(2), ""), value)
+
     for line in joined.splitlines():
         m = re.match(r"^\s*ENV\s+(.*)$", line, re.IGNORECASE)
         if not m:
             continue
         body = m.group(1).strip()
-        pairs = re.findall(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)', body)
-        if pairs:
-            for k, v in pairs:
-                env[k] = v[1:-1] if v.startswith('"') and v.endswith('"') else v
-        else:
+        first = body.split(None, 1)[0] if body else ""
+        if "=" not in first:  # legacy form: the rest of the line is the value
             k, _, v = body.partition(" ")
-            env[k] = v.strip()
+            pairs = [(k, v.strip())]
+        else:
+            pairs = [(k, v[1:-1] if v.startswith('"') and v.endswith('"') else v)
+                     for k, v in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)', body)]
+        for k, v in pairs:
+            env[k] = known[k] = expand(v)
     return env
 
 
@@ -152,6 +160,8 @@ def _resolve_distributions(requirements: Sequence[str]) -> dict[str, md.Distribu
     problems: list[str] = []
     while todo:
         req, root = todo.pop()
+        if root and req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # a pin for another platform or Python (universal lock files)
         key = _norm(req.name)
         try:
             dist = md.distribution(req.name)
@@ -213,8 +223,7 @@ def _python_items(base: Path) -> tuple[list[_Item], list[Path]]:
     for p in sorted(stdlib.rglob("*")):
         rel = p.relative_to(stdlib).as_posix()
         parts = rel.split("/")
-        skipped = any(part in STDLIB_SKIP for part in parts) or any(rel == s or rel.startswith(s + "/")
-                                                                      for s in STDLIB_SKIP)
+        skipped = any(part in STDLIB_SKIP for part in parts) or (rel + "/").startswith(STDLIB_SKIP_DIRS)
         if skipped or p.name.startswith("_tkinter") or parts[0].startswith("config-") or p.suffix == ".pyc":
             continue
         dest = f"{PREFIX}/lib/{ver}/{rel}"
@@ -289,6 +298,25 @@ def _package_items(packages: Sequence[Path], version_of: Callable[[str], tuple[s
     return items
 
 
+def _console_scripts(packages: Sequence[Path], ver: str) -> list[_Item]:
+    """``/usr/local/bin`` scripts for the console entry points of the distributions the packages belong to
+    (``hep-archive`` for the ``archive`` package), with the image's interpreter."""
+    out: list[_Item] = []
+    for pkg in packages:
+        dist_name, _ = _package_dist(Path(pkg).resolve().name)
+        if not dist_name:
+            continue
+        for ep in md.distribution(dist_name).entry_points.select(group="console_scripts"):
+            module, _, attr = ep.value.partition(":")
+            if module.split(".")[0] != Path(pkg).resolve().name or not attr:
+                continue
+            script = (f"#!/{PREFIX}/bin/{ver}\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
+                      f"sys.exit({attr}())\n")
+            out.append(_Item(f"{PREFIX}/bin/{ep.name}", "file", data=script.encode(), mode=0o755))
+    return out
+
+
+@functools.cache
 def _package_dist(top: str) -> tuple[str, str]:
     """(distribution name, version) that provides import package ``top`` here ('' when none)."""
     names = md.packages_distributions().get(top) or []
@@ -321,10 +349,11 @@ def _ldd(binaries: Sequence[Path]) -> tuple[set[str], set[str]]:
     return found, missing
 
 
-def _host_path_items(path: str, inside: Iterable[Path]) -> list[_Item]:
+def _host_path_items(path: str, copied: set[Path]) -> list[_Item]:
     """Items that make host ``path`` resolve the same way in the image: every symbolic link on the way
-    (directory links such as ``lib -> usr/lib`` included) and the file it ends at."""
-    roots = [Path(os.path.realpath(p)) for p in inside]
+    (directory links such as ``lib -> usr/lib`` included) and the file it ends at, unless that file is already
+    in the image (``copied``: real paths of the files the other layers copy, e.g. ``libpython`` or a wheel's
+    bundled libraries)."""
     out: list[_Item] = []
     pending = [path]
     hops = 0
@@ -347,8 +376,8 @@ def _host_path_items(path: str, inside: Iterable[Path]) -> list[_Item]:
                 break
         else:
             real = Path(str(cur))
-            if any(real == r or r in real.parents for r in roots):
-                continue  # already in the image through a distribution
+            if Path(os.path.realpath(real)) in copied:
+                continue
             if real.is_file():
                 out.append(_Item(str(cur)[1:], "file", source=real, mode=_mode(real.stat().st_mode)))
     return out
@@ -396,18 +425,18 @@ def _bytecode(items: Sequence[_Item], jobs: int) -> list[_Item]:
 
 
 class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through (``tarfile`` writes into it)."""
+
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
-        self.h = hashlib.sha256()
-        self.n = 0
+        self.h = MultiHasher()
 
     def write(self, b: bytes) -> int:
         self.h.update(b)
-        self.n += len(b)
         return self.f.write(b)
 
     def tell(self) -> int:
-        return self.n
+        return self.h.size
 
 
 def _with_parents(items: Iterable[_Item]) -> list[_Item]:
@@ -427,7 +456,7 @@ def _with_parents(items: Iterable[_Item]) -> list[_Item]:
     return [by_path[k] for k in sorted(by_path)]
 
 
-def _write_layer(blobs: Path, items: Sequence[_Item]) -> tuple[str, int]:
+def _write_layer(blobs: Path, items: Sequence[_Item], *, durable: bool = True) -> tuple[str, int]:
     """Write one uncompressed, deterministic layer tar into ``blobs``; returns (digest, size)."""
     tmp = blobs / f".layer-{uuid.uuid4().hex}.tmp"
     with open(tmp, "wb") as raw:
@@ -451,24 +480,17 @@ def _write_layer(blobs: Path, items: Sequence[_Item]) -> tuple[str, int]:
                         info.size = os.fstat(f.fileno()).st_size
                         tar.addfile(info, f)
         raw.flush()
-        os.fsync(raw.fileno())
-    digest = "sha256:" + w.h.hexdigest()
-    final = blobs / hex_of(digest)
-    os.replace(tmp, final)
-    return digest, w.n
-
-
-def _write_json_blob(blobs: Path, obj: Any) -> tuple[str, int, bytes]:
-    data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    (blobs / hex_of(digest)).write_bytes(data)
-    return digest, len(data), data
+        if durable:
+            os.fsync(raw.fileno())
+    digest = w.h.sha256
+    os.replace(tmp, blobs / hex_of(digest))
+    return digest, w.h.size
 
 
 def build_snapshot_oci(
     out_dir: Path, requirements: Sequence[str], *, packages: Sequence[Path] = (), title: str = "snapshot",
     env: Mapping[str, str] | None = None, jobs: int = 2, log: Callable[[str], None] | None = None,
-    tag: str = "latest",
+    tag: str = "latest", durable: bool = True,
 ) -> SnapshotReport:
     """Write an OCI image layout of this Python environment to ``out_dir`` (absent or empty).
 
@@ -482,6 +504,7 @@ def build_snapshot_oci(
         jobs: processes compiling bytecode.
         log: receives progress lines.
         tag: the ``org.opencontainers.image.ref.name`` of the image in ``index.json``.
+        durable: fsync each layer (off for a layout that is copied into a store and deleted).
 
     Returns:
         A :class:`SnapshotReport` (manifest digest, distributions, layer sizes, host libraries copied).
@@ -499,11 +522,10 @@ def build_snapshot_oci(
     needed, unresolved = _ldd(py_bins + site_bins)
     shipped = {PurePosixPath(it.path).name for it in site_items}
     unresolved = {u for u in unresolved if u not in shipped}  # found at run time through the loader's RPATH
-    site_roots = {Path(str(d.locate_file(""))) for d in dists.values()}
-    inside = [*site_roots, base_prefix]
+    copied = {Path(os.path.realpath(it.source)) for it in (*py_items, *site_items) if it.source is not None}
     libs: dict[str, _Item] = {}
     for lib in sorted(needed):
-        for it in _host_path_items(lib, inside):
+        for it in _host_path_items(lib, copied):
             libs.setdefault(it.path, it)
     say(f"{sum(1 for i in libs.values() if i.kind == 'file')} host libraries; compiling bytecode ({jobs} jobs)")
     busybox = find_busybox()
@@ -514,21 +536,15 @@ def build_snapshot_oci(
         _Item("etc/group", "file", data=b"root:x:0:\nuser:x:1000:\n"),
         _Item("tmp/", "dir", mode=0o1777), _Item("root/", "dir", mode=0o700),
     ]
-    for link in ("bin", "sbin", "lib", "lib64"):
-        if Path("/" + link).is_symlink():
-            base.append(_Item(link, "symlink", link=os.readlink("/" + link), mode=0o777))
-        else:
-            base.append(_Item(link, "symlink", link=f"usr/{link}", mode=0o777))
-    libs = {p: it for p, it in libs.items() if p not in {"bin", "sbin", "lib", "lib64"}}
+    top_links = ("bin", "sbin", "lib", "lib64")  # merged /usr, with the host's targets where it has them
+    base += [_Item(d, "symlink", link=os.readlink("/" + d) if Path("/" + d).is_symlink() else f"usr/{d}",
+                   mode=0o777) for d in top_links]
+    libs = {p: it for p, it in libs.items() if p not in top_links}
     py_layer = py_items + list(libs.values())
     py_layer += _bytecode(py_items, jobs)
     site_layer = site_items + _bytecode(site_items, jobs)
     ver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    console = [_Item(f"{PREFIX}/bin/{name}", "file", mode=0o755,
-                     data=f"#!/{PREFIX}/bin/{ver}\nimport sys\nfrom {target} import run\nsys.exit(run())\n".encode())
-               for name, target in (("hep-archive", "archive.cli"),)
-               if any(Path(p).name == "archive" for p in packages)]
-    pkg_layer = pkg_items + _bytecode(pkg_items, jobs) + console
+    pkg_layer = pkg_items + _bytecode(pkg_items, jobs) + _console_scripts(packages, ver)
     out.mkdir(parents=True, exist_ok=True)
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -537,7 +553,7 @@ def build_snapshot_oci(
     for name, items in named:
         if not items:
             continue
-        digest, size = _write_layer(blobs, _with_parents(items))
+        digest, size = _write_layer(blobs, _with_parents(items), durable=durable)
         layers.append({"name": name, "digest": digest, "size": size, "entries": len(items)})
         say(f"layer {name}: {len(items)} entries, {size / 1e6:.1f} MB")
     distributions = {d.metadata["Name"]: d.version for d in dists.values()}
@@ -560,18 +576,8 @@ def build_snapshot_oci(
         "history": [{"created": "2000-01-01T00:00:00Z", "created_by": f"hep-archive container snapshot: {la['name']}"}
                     for la in layers],
     }
-    dc, nc, _ = _write_json_blob(blobs, config)
-    manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": dc, "size": nc},
-        "layers": [{"mediaType": OCI_LAYER, "digest": la["digest"], "size": la["size"]} for la in layers],
-        "annotations": {"org.opencontainers.image.title": title},
-    }
-    dm, nm, _ = _write_json_blob(blobs, manifest)
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": dm, "size": nm,
-                                                "annotations": {"org.opencontainers.image.ref.name": tag}}]}
-    (out / "index.json").write_text(json.dumps(index, sort_keys=True, separators=(",", ":")))
-    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    dm = write_layout(out, config, [(OCI_LAYER, la["digest"], la["size"]) for la in layers], tag=tag,
+                      annotations={"org.opencontainers.image.title": title})
     return SnapshotReport(layout=out, manifest_digest=dm, python=python, distributions=distributions,
                           packages=package_names, layers=layers,
                           libraries=sorted(p for p, it in libs.items() if it.kind == "file"),
@@ -612,11 +618,12 @@ def snapshot_image(
         raise ValidationError("requirements file does not exist; pass --requirements FILE with the pinned "
                               "distributions the image must hold", file=str(req), field="requirements")
     def_path = _find_definition(archive, name, definition)
-    env = containerfile_env(def_path) if def_path is not None else {}
+    env = containerfile_env(def_path, DEFAULT_ENV) if def_path is not None else {}
     work = archive.state_dir / "containers" / f".snapshot-{uuid.uuid4().hex}"
     try:
         report = build_snapshot_oci(work / "layout", read_requirements(req), packages=packages, title=name,
-                                    env=env, jobs=jobs, log=log, tag=version or "latest")
+                                    env=env, jobs=jobs, log=log, tag=version or "latest",
+                                    durable=False)
         listing = ", ".join(f"{k} {v}" for k, v in sorted(report.distributions.items(), key=lambda kv: kv[0].lower()))
         meta = dict(metadata or {})
         meta["description"] = ((str(meta.get("description") or "").strip() + "\n\n") if meta.get("description")

@@ -20,20 +20,22 @@ import platform
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
+from archive.container._oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
 from archive.digest import digest_bytes, hex_of
 from archive.errors import MissingDependencyError, ValidationError
 
-__all__ = ["BUSYBOX_APPLETS", "build_busybox_oci", "find_busybox", "goarch", "layer_tar", "oci_to_docker_archive"]
+__all__ = [
+    "BUSYBOX_APPLETS", "build_busybox_oci", "find_busybox", "goarch", "layer_tar", "oci_to_docker_archive",
+    "write_blob", "write_layout",
+]
 
 BUSYBOX_APPLETS = (
     "sh", "cat", "ls", "echo", "env", "id", "test", "true", "false", "sleep", "mkdir", "rm", "touch", "head",
     "wc", "sed", "grep", "printf", "pwd", "uname", "nc", "wget", "sha256sum", "cp", "mv", "tr", "sort", "expr",
 )
 MTIME = 946684800  # 2000-01-01T00:00:00Z
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: (name, type, data or link target, mode); type: "dir", "file", "symlink", "hardlink", "chr", "fifo"
@@ -93,12 +95,44 @@ def _gzip(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def _write_blob(out_dir: Path, data: bytes) -> str:
+def write_blob(out_dir: Path, data: bytes) -> str:
+    """Write ``data`` as ``blobs/sha256/<hex>`` of the layout ``out_dir``; returns its digest."""
     digest = digest_bytes(data)
     p = out_dir / "blobs" / "sha256" / hex_of(digest)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
     return digest
+
+
+def write_layout(out_dir: Path, config: dict[str, Any], layers: list[tuple[str, str, int]], *, tag: str,
+                 annotations: dict[str, str] | None = None) -> str:
+    """Finish an OCI image layout whose layer blobs are already in ``out_dir``: the config, the manifest
+    (``layers``: ``(media type, digest, size)``), ``index.json`` naming it ``tag`` and ``oci-layout``. JSON is
+    written with sorted keys and no spaces, so the manifest digest depends on the content only.
+
+    Returns:
+        The manifest digest.
+    """
+    def dump(obj: Any) -> bytes:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+    config_bytes = dump(config)
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": write_blob(out_dir, config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": mt, "digest": d, "size": n} for mt, d, n in layers],
+    }
+    if annotations:
+        manifest["annotations"] = annotations
+    manifest_bytes = dump(manifest)
+    dm = write_blob(out_dir, manifest_bytes)
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": dm, "size": len(manifest_bytes),
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }]}
+    (out_dir / "index.json").write_bytes(dump(index))
+    (out_dir / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return dm
 
 
 def build_busybox_oci(out_dir: Path, *, whiteout: bool = True, tag: str = "latest") -> Path:
@@ -136,7 +170,7 @@ def build_busybox_oci(out_dir: Path, *, whiteout: bool = True, tag: str = "lates
               ("opt/data/new.txt", "file", b"layer 2\n", 0o644)]
     tar1, tar2 = layer_tar(base), layer_tar(upper)
     gz1 = _gzip(tar1)
-    d1, d2 = _write_blob(out_dir, gz1), _write_blob(out_dir, tar2)
+    d1, d2 = write_blob(out_dir, gz1), write_blob(out_dir, tar2)
     config = {
         "created": "2000-01-01T00:00:00Z", "architecture": goarch(), "os": "linux",
         "config": {"Env": [f"PATH={DEFAULT_PATH}", "HEP_IMAGE=busybox-test"], "Cmd": ["/bin/sh"],
@@ -145,22 +179,7 @@ def build_busybox_oci(out_dir: Path, *, whiteout: bool = True, tag: str = "lates
         "history": [{"created": "2000-01-01T00:00:00Z", "created_by": "hep-archive build_busybox_oci: base"},
                     {"created": "2000-01-01T00:00:00Z", "created_by": "hep-archive build_busybox_oci: whiteouts"}],
     }
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-    dc = _write_blob(out_dir, config_bytes)
-    manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": dc, "size": len(config_bytes)},
-        "layers": [{"mediaType": OCI_LAYER + "+gzip", "digest": d1, "size": len(gz1)},
-                   {"mediaType": OCI_LAYER, "digest": d2, "size": len(tar2)}],
-    }
-    manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    dm = _write_blob(out_dir, manifest_bytes)
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": OCI_MANIFEST, "digest": dm, "size": len(manifest_bytes),
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    }]}
-    (out_dir / "index.json").write_text(json.dumps(index, sort_keys=True, separators=(",", ":")))
-    (out_dir / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    write_layout(out_dir, config, [(OCI_LAYER + "+gzip", d1, len(gz1)), (OCI_LAYER, d2, len(tar2))], tag=tag)
     return out_dir
 
 

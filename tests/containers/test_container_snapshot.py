@@ -114,6 +114,9 @@ def test_installed_version_outside_a_pin_is_refused(tmp_path: Path) -> None:
     assert "PyYAML" in msg and "the pin is PyYAML==0.0.1" in msg
     assert "no-such-distribution-hep is not installed here" in msg
     assert not (tmp_path / "x").exists()
+    # a pin for another platform is not this environment's business (universal lock files)
+    report = build_snapshot_oci(tmp_path / "y", ['pywin32==306; sys_platform == "win32"', *REQS])
+    assert "pywin32" not in report.distributions
 
 
 def test_not_a_package_and_non_empty_output_are_refused(tmp_path: Path) -> None:
@@ -137,6 +140,10 @@ def test_requirements_and_containerfile_env(tmp_path: Path) -> None:
     cf = tmp_path / "Containerfile"
     cf.write_text('FROM python:3.11\nENV A=1 \\\n    B="two words" \\\n    C=3\nENV LEGACY value here\nRUN true\n')
     assert containerfile_env(cf) == {"A": "1", "B": "two words", "C": "3", "LEGACY": "value here"}
+    # as a builder reads it: comments inside continuations, the legacy form with '=' in the value, $VAR
+    cf.write_text('ENV A=1 \\\n    # note\n    B=2\nENV OPTS -Dx=1\nENV PATH=/opt/bin:$PATH C=${A}x\n')
+    assert containerfile_env(cf, {"PATH": "/usr/bin"}) == {"A": "1", "B": "2", "OPTS": "-Dx=1",
+                                                          "PATH": "/opt/bin:/usr/bin", "C": "1x"}
 
 
 def test_cli_snapshot_records_definition_folder_and_metadata(tmp_archive: Any, cli: Any, tmp_path: Path) -> None:
