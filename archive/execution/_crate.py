@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive.errors import ValidationError
+from archive.schema.v1._common import spdx_url
 
 if TYPE_CHECKING:
     from archive._archive import Archive
@@ -19,8 +20,8 @@ __all__ = ["CRATE_PROFILE", "export_run_crate", "validate_run_crate"]
 CRATE_PROFILE = "workflow-run-crate-0.5"
 PROFILES = ["https://w3id.org/ro/wfrun/process/0.5", "https://w3id.org/ro/wfrun/workflow/0.5",
             "https://w3id.org/workflowhub/workflow-ro-crate/1.0"]
-LICENSES = {"Apache-2.0": "https://spdx.org/licenses/Apache-2.0", "CC0-1.0": "https://spdx.org/licenses/CC0-1.0",
-            "CC-BY-4.0": "https://spdx.org/licenses/CC-BY-4.0", "MIT": "https://spdx.org/licenses/MIT"}
+#: RO-Crate requires a licence on the crate; a recipe without one is described under CC-BY-4.0
+DEFAULT_LICENSE = "CC-BY-4.0"
 
 
 def _copy(archive: Archive, digest: str, target: Path) -> None:
@@ -131,7 +132,7 @@ def export_run_crate(archive: Archive, run_ref: str, output: str | Path) -> Path
             action["error"] = step.error
         actions.append(action)
     graph += actions
-    license_url = LICENSES.get(recipe.license or "", "https://spdx.org/licenses/CC-BY-4.0")
+    license_url = spdx_url(recipe.license or DEFAULT_LICENSE)
     root = {
         "@id": "./", "@type": "Dataset", "name": run.title, "description": f"Provenance of {run.ref} "
         f"(recipe {recipe.ref}, backend {run.run.backend}, device {run.run.device}, status {run.run.status})",

@@ -49,8 +49,9 @@ def finish_run(ctx: _Ctx, rec: RecipeRecord, name: str, steps: list[dict[str, An
         if absent:
             ctx.failed = f"declared workflow output(s) {', '.join(absent)} were not produced by any step"
         else:
-            for rel in outputs:
-                ctx.archive.store.put_file(ctx.workspace / rel)
+            for rel, (digest, _) in outputs.items():
+                if not ctx.archive.store.exists(digest):  # usually the last step stored it already
+                    ctx.archive.store.put_file(ctx.workspace / rel)
     files = [{"path": path, "sha256": digest, "size": size, "role": "log", "media_type": "text/plain"}
              for path, digest, size in ctx.logs]
     if not ctx.failed:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from archive.digest import digest_json
 from archive.errors import ObjectNotFoundError, ValidationError
 from archive.schema import FileEntry, RecordBase, record_to_data
+from archive.schema.v1._common import spdx_url
 from archive.schema.v1.release import ReleaseRecord
 
 if TYPE_CHECKING:
@@ -90,13 +91,6 @@ def member_doi(release: ReleaseRecord, record: RecordBase) -> str:
     if record.identifiers.doi:
         return record.identifiers.doi
     return f"{release.release.doi_prefix}/{release.release.concept_id}.{record.kind}.{record.name}.v{record.version}"
-
-
-def spdx_url(license_id: str | None) -> str | None:
-    if not license_id:
-        return None
-    first = license_id.split(" ")[0]
-    return f"https://spdx.org/licenses/{first}"
 
 
 def kind_section(record: RecordBase) -> dict[str, Any]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from archive.errors import ValidationError
+from archive.recipe._citation import CITATION_FILE, read_citation
 
 if TYPE_CHECKING:
     from archive._archive import Archive
@@ -20,7 +21,7 @@ def _role(rel: str, spec_file: str, side_file: str | None, workflow_file: str | 
         return "recipe"
     if rel == workflow_file:
         return "workflow"
-    if rel == "CITATION.cff":
+    if rel == CITATION_FILE:
         return "documentation"
     return "other"
 
@@ -45,7 +46,6 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
         The recipe record written to the catalog. Invalid recipes raise before anything is stored.
     """
     from archive.catalog import record_digest
-    from archive.recipe._citation import CITATION_FILE, read_citation
     from archive.recipe._load import load_recipe
     from archive.schema import parse_record
 
@@ -57,6 +57,7 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
                               "digits, '.', '_' or '-'", file=str(root))
     rid = f"recipe/{rname}"
     spec = loaded.spec
+    cite = read_citation(root / CITATION_FILE) if (root / CITATION_FILE).is_file() else {}  # before storing
     with archive.lock():
         try:  # a recipe kept in the archive tree (recipes/NAME/) also names its tree location
             tree: str | None = root.absolute().relative_to(archive.root).as_posix()
@@ -67,9 +68,6 @@ def add_recipe(archive: Archive, directory: str | Path, *, name: str | None = No
                    for rel in loaded.files]
         if tree is not None:
             entries = [e.model_copy(update={"locations": [f"tree:{tree}/{e.path}"]}) for e in entries]
-        cite: dict[str, Any] = {}
-        if (root / CITATION_FILE).is_file():
-            cite = read_citation(root / CITATION_FILE)
         data = {
             "id": rid, "version": version or "0.0.0", "title": loaded.title or f"Recipe {rname}",
             "description": loaded.description or cite.pop("abstract", None) or "",

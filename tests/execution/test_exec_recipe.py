@@ -224,3 +224,4 @@ def test_bad_citation_file_names_the_file_and_field(tmp_archive: Any, two_step: 
         add_recipe(tmp_archive, d)
     assert exc.value.field == "authors"
     assert tmp_archive.catalog.versions("recipe/twostep") == []  # nothing recorded
+    assert list(tmp_archive.store.iter_digests()) == []  # and nothing stored

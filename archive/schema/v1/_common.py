@@ -57,6 +57,13 @@ SpdxExpression = Annotated[
 RecordRef = Annotated[str, StringConstraints(pattern=REF_PATTERN, max_length=220)]
 
 
+def spdx_url(license_id: str | None) -> str | None:
+    """The SPDX licence-list page of a licence expression's first identifier (None without a licence)."""
+    if not license_id:
+        return None
+    return f"https://spdx.org/licenses/{license_id.split(' ')[0]}"
+
+
 def _check_relpath(value: str) -> str:
     if "\\" in value or "\x00" in value:
         raise ValueError("path must use '/' separators and contain no NUL or backslash")
