@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,13 +75,17 @@ def digest_bytes(data: bytes | memoryview) -> str:
 
 
 def digest_stream(stream: BinaryIO, hasher: MultiHasher | None = None) -> MultiHasher:
+    """Hash a stream to its end in 8 MiB blocks: straight into one reused buffer when the stream has
+    ``readinto`` (no new bytes object per block), else by ``read``."""
     h = hasher or MultiHasher()
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        while block := stream.read(BLOCK_SIZE):
+            h.update(block)
+        return h
     buf = bytearray(BLOCK_SIZE)
     view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            break
+    while n := readinto(view):
         h.update(view[:n])
     return h
 
@@ -101,9 +104,3 @@ def canonical_json(obj: Any) -> bytes:
 def digest_json(obj: Any) -> str:
     return digest_bytes(canonical_json(obj))
 
-
-def digest_many(chunks: Iterable[bytes]) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c)
-    return "sha256:" + h.hexdigest()

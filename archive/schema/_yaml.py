@@ -35,7 +35,8 @@ def _load(text: str) -> Any:
     """safe_load semantics without aliases; libyaml's C parser when present (10x faster than pure Python)."""
     if _CSafeLoader is None:
         return yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 - a SafeLoader subclass
-    for event in yaml.parse(text, Loader=_CSafeLoader):
+    # an alias needs an anchor ('&'): only then is the text parsed twice, once to look for aliases
+    for event in (yaml.parse(text, Loader=_CSafeLoader) if "&" in text else ()):
         if isinstance(event, AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases are not allowed in hep-archive files", event.start_mark,  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from archive.digest import BLOCK_SIZE, MultiHasher, hex_of, is_digest
+from archive.digest import MultiHasher, digest_stream, hex_of, is_digest
 from archive.errors import IntegrityError, ObjectNotFoundError, ValidationError
 
 __all__ = ["ObjectInfo", "ObjectStatus", "ObjectStore", "ProgressCallback", "VerifyingReader", "copy_object"]
@@ -38,11 +38,10 @@ class ObjectStatus:
 class VerifyingReader(io.RawIOBase):
     """A read-only stream that hashes as it is read and raises IntegrityError at EOF on a mismatch."""
 
-    def __init__(self, raw: BinaryIO, digest: str, size: int | None = None, label: str = "") -> None:
+    def __init__(self, raw: BinaryIO, digest: str, label: str = "") -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
-        self._size = size
         self._hasher = MultiHasher()
         self._label = label or digest
         self._checked = False
@@ -161,18 +160,9 @@ class ObjectStore(abc.ABC):
             return ObjectStatus(digest, "missing", "not in store")
         except OSError as err:
             return ObjectStatus(digest, "unreadable", f"{type(err).__name__}: {err}")
-        h = MultiHasher()
         try:
             with raw:
-                readinto = getattr(raw, "readinto", None)
-                if readinto is not None:
-                    buf = bytearray(BLOCK_SIZE)
-                    view = memoryview(buf)
-                    while n := readinto(view):
-                        h.update(view[:n])
-                else:
-                    while block := raw.read(BLOCK_SIZE):
-                        h.update(block)
+                h = digest_stream(raw)
         except OSError as err:
             return ObjectStatus(digest, "unreadable", f"{type(err).__name__}: {err}")
         if h.sha256 != digest:

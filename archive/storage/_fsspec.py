@@ -10,7 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.digest import BLOCK_SIZE, MultiHasher, is_digest
+from archive._fsutil import fsync_dir
+from archive.digest import BLOCK_SIZE, MultiHasher, digest_file, digest_stream, is_digest
 from archive.errors import IntegrityError, MissingDependencyError, ObjectNotFoundError, StorageError
 from archive.storage._base import ObjectInfo, ObjectStore, ProgressCallback
 
@@ -38,27 +39,6 @@ def _copy_hashing(
         dst.write(chunk)
         if progress is not None:
             progress(n)
-
-
-def _rehash(stream: BinaryIO) -> str:
-    h = MultiHasher()
-    while True:
-        block = stream.read(BLOCK_SIZE)
-        if not block:
-            break
-        h.update(block)
-    return h.sha256
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalStore(ObjectStore):
@@ -94,18 +74,17 @@ class LocalStore(ObjectStore):
             digest = hasher.sha256
             if expected is not None and digest != expected:
                 raise IntegrityError(f"content hashes to {digest}, expected {expected}", file=str(tmp))
-            with open(tmp, "rb") as back:  # read back and re-hash what was written
-                again = _rehash(back)
-            if again != digest:
-                raise IntegrityError(f"read-back hashes to {again}, written as {digest}", file=str(tmp))
             final = self._path(digest)
             if final.exists() and self.verify(digest).state == "ok":
-                tmp.unlink()
+                tmp.unlink()  # already stored and intact: no read-back of a copy that is thrown away
             else:
+                again = digest_file(tmp).sha256  # read back and re-hash what was written
+                if again != digest:
+                    raise IntegrityError(f"read-back hashes to {again}, written as {digest}", file=str(tmp))
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
                 os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -206,14 +185,14 @@ class FsspecStore(ObjectStore):
             digest = hasher.sha256
             if expected is not None and digest != expected:
                 raise IntegrityError(f"content hashes to {digest}, expected {expected}", file=f"{self.url} {tmp}")
-            with self.fs.open(tmp, "rb") as back:
-                again = _rehash(back)
-            if again != digest:
-                raise IntegrityError(f"read-back hashes to {again}, written as {digest}", file=self.url)
             final = self._key(digest)
             if self.fs.exists(final) and self.verify(digest).state == "ok":
                 self.fs.rm(tmp)
             else:
+                with self.fs.open(tmp, "rb") as back:
+                    again = digest_stream(back).sha256
+                if again != digest:
+                    raise IntegrityError(f"read-back hashes to {again}, written as {digest}", file=self.url)
                 self.fs.mv(tmp, final)
         except BaseException:
             with contextlib.suppress(Exception):
