@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -221,8 +220,3 @@ def init_archive(
         make_dataset(root)
         save(root, "hep-archive: create archive")
     return Archive(root)
-
-
-def copy_tree_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)

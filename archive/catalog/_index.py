@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -194,13 +193,3 @@ class Index:
                 sorted(candidates),
             ).fetchall()
         return [r[0] for r in rows]
-
-    def stats(self) -> dict[str, Any]:
-        self.ensure()
-        with contextlib.closing(self._connect()) as db:
-            rows = db.execute("SELECT kind, count(*) FROM records GROUP BY kind").fetchall()
-        return {"path": str(self.path), "records": dict(rows)}
-
-    @staticmethod
-    def dumps(hits: list[SearchHit]) -> str:
-        return json.dumps([h.as_dict() for h in hits], indent=2)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from archive.catalog._store import parse_ref, record_digest
 from archive.errors import ArchiveError, Problem, ValidationError
-from archive.schema import RecordBase, schema_files
+from archive.schema import RecordBase, stale_schemas
 
 if TYPE_CHECKING:
     from archive._archive import Archive
@@ -56,12 +56,7 @@ def validate_archive(archive: Archive) -> list[Problem]:
                 problems.append(Problem(label, "identifiers.doi", f"DOI {doi} is also used by another record"))
     current = {r.ref: (r.status, record_digest(r), label) for label, r in loaded if refs[r.ref][0] == label}
     problems.extend(cat.ledger.check(current))
-    schemas_dir = archive.root / "schemas"
-    for rel, text in schema_files().items():
-        p = schemas_dir / rel
-        label = f"schemas/{rel}"
-        if not p.exists():
-            problems.append(Problem(label, None, "missing; run `hep-archive schemas --write`"))
-        elif p.read_text(encoding="utf-8") != text:
-            problems.append(Problem(label, None, "differs from the models in force; run `hep-archive schemas --write`"))
+    why = {"missing": "missing", "differs": "differs from the models in force"}
+    for rel, state in stale_schemas(archive.root / "schemas").items():
+        problems.append(Problem(f"schemas/{rel}", None, f"{why[state]}; run `hep-archive schemas --write`"))
     return problems

@@ -138,10 +138,10 @@ def search(
     emit([h.as_dict() for h in hits], human)
 
 
-def index(rebuild: Annotated[bool, typer.Option("--rebuild", help="drop and rebuild from the YAML")] = True) -> None:
-    """Rebuild the derived search index from the catalog's YAML files."""
+def index() -> None:
+    """Drop and rebuild the derived search index from the catalog's YAML files."""
     a = get_archive()
-    n = a.index.rebuild() if rebuild else 0
+    n = a.index.rebuild()
     emit({"indexed": n, "path": str(a.index.path)}, lambda: console.print(f"indexed {n} record(s)", markup=False))
 
 
@@ -150,15 +150,14 @@ def schemas(
     output: Annotated[Path | None, typer.Option(help="directory (default: the archive root's schemas/)")] = None,
 ) -> None:
     """Check (default) or regenerate the JSON Schemas generated from the record models."""
-    from archive.schema import schema_files, write_schemas
+    from archive.schema import stale_schemas, write_schemas
 
     target = output or (get_archive().root / "schemas")
     if write:
         paths = write_schemas(target)
         emit([str(p) for p in paths], lambda: console.print(f"wrote {len(paths)} schema file(s) to {target}"))
         return
-    stale = [rel for rel, text in schema_files().items()
-             if not (target / rel).exists() or (target / rel).read_text(encoding="utf-8") != text]
+    stale = sorted(stale_schemas(target))
     emit({"stale": stale}, lambda: (err_console if stale else console).print(
         ("stale: " + ", ".join(stale)) if stale else "schemas are up to date", markup=False))
     if stale:

@@ -157,16 +157,9 @@ def apply_model(
         family: weight-family description passed to ``add_columns``.
         progress: called with the number of rows done after each batch.
     """
-    import importlib
-
     import numpy as np
 
-    try:
-        datasets = importlib.import_module("archive.datasets")
-        add_columns, open_dataset = datasets.add_columns, datasets.open_dataset
-    except (ImportError, AttributeError) as err:  # pragma: no cover - until the datasets layer lands
-        raise ExecutionError(f"the datasets layer is not available ({err}); `model apply` needs archive.datasets",
-                             field="dataset") from None
+    from archive.datasets import add_columns, open_dataset
     record = load_model_record(archive, model)
     spec = record.model
     assert spec.onnx is not None
@@ -183,8 +176,7 @@ def apply_model(
         raise ValidationError(f"{record.ref} has no output {out_name!r} (outputs: {', '.join(out_names)})",
                               field="output")
     meaning = next((o.meaning for o in spec.outputs if o.name == out_name), "other")
-    ds_name, _, ds_version = dataset.removeprefix("dataset/").partition("@")
-    ds = open_dataset(archive, ds_name, ds_version or None)
+    ds = open_dataset(archive, dataset)
     columns = map_inputs(record, inputs, list(ds.columns))
     if output_column in ds.columns:
         raise ValidationError(f"the dataset already has a column {output_column!r}; choose another "

@@ -39,7 +39,20 @@ def _energy(m: RecordBase) -> str | None:
     return f"{gev / 1000:g}TeV" if gev >= 1000 else f"{gev:g}GeV"
 
 
-def _record(view: ReleaseView, m: RecordBase, base_uri: str) -> dict[str, Any]:
+def _images(view: ReleaseView) -> list[dict[str, Any]]:
+    """The release's container images, pinned by manifest digest, as the portal's ``container_images``."""
+    images = []
+    for img in view.of_kind("container"):
+        cspec = kind_section(img)
+        digest = cspec.get("manifest_digest")
+        if digest:
+            name = str(cspec.get("registry") or f"hep-archive/{img.name}").split("@")[0]
+            images.append({"name": f"{name}@{digest}", "registry": "docker.io" if "/" in name else "local",
+                           "description": f"{img.title} ({img.ref}), pinned by manifest digest"})
+    return images
+
+
+def _record(view: ReleaseView, m: RecordBase, base_uri: str, images: list[dict[str, Any]]) -> dict[str, Any]:
     rel = view.release
     primary, secondary = TYPES.get(m.kind, ("Supplementaries", []))
     rec: dict[str, Any] = {
@@ -50,9 +63,7 @@ def _record(view: ReleaseView, m: RecordBase, base_uri: str) -> dict[str, Any]:
         "collections": [f"{(m.experiment or rel.experiment or 'HEP')}-{rel.title}"[:200]],
         "license": {"attribution": m.license or rel.license or "CC0-1.0"},
         "abstract": {"description": m.description or m.title},
-        "version": None,
     }
-    rec.pop("version")
     authors = []
     for c in m.creators or rel.creators:
         a: dict[str, Any] = {"name": c.name}
@@ -101,14 +112,6 @@ def _record(view: ReleaseView, m: RecordBase, base_uri: str) -> dict[str, Any]:
     if m.kind == "dataset" and spec.get("num_rows"):
         distribution["number_events"] = int(spec["num_rows"])
     rec["distribution"] = distribution
-    images = []
-    for img in view.of_kind("container"):
-        cspec = kind_section(img)
-        digest = cspec.get("manifest_digest")
-        if digest:
-            name = str(cspec.get("registry") or f"hep-archive/{img.name}").split("@")[0]
-            images.append({"name": f"{name}@{digest}", "registry": "docker.io" if "/" in name else "local",
-                           "description": f"{img.title} ({img.ref}), pinned by manifest digest"})
     if images and m.kind in ("dataset", "recipe", "software", "model"):
         rec["system_details"] = {"container_images": images, "description": "Run with the pinned image(s)."}
     rec["relations"] = [{"type": "isChildOf", "doi": rel.release.doi, "title": rel.title,
@@ -148,7 +151,8 @@ def cernopendata_records(view: ReleaseView, *, base_uri: str | None = None) -> l
     """One portal record per member, in member order."""
     rel = view.release
     base = base_uri or f"root://eospublic.cern.ch//eos/opendata/hep-archive/{rel.release.concept_id}/{rel.version}"
-    return [_record(view, m, base.rstrip("/")) for m in view.members]
+    images = _images(view)
+    return [_record(view, m, base.rstrip("/"), images) for m in view.members]
 
 
 def export_cernopendata(view: ReleaseView, out: Path) -> None:

@@ -19,39 +19,27 @@ __all__ = ["FORMATS", "ExportResult", "export_release"]
 TOMBSTONE_FORMATS = {"datacite", "site"}
 
 
+#: format -> (module, function); the module is imported only when its format is asked for
+_EXPORTERS = {
+    "bagit": ("archive.publish._bagit", "export_bagit"),
+    "rocrate": ("archive.publish._rocrate", "export_rocrate"),
+    "datacite": ("archive.publish._datacite", "export_datacite"),
+    "zenodo": ("archive.publish._zenodo", "export_zenodo"),
+    "cernopendata": ("archive.publish._cernopendata", "export_cernopendata"),
+    "hepdata": ("archive.publish._hepdata", "export_hepdata"),
+    "site": ("archive.publish._site", "export_site"),
+}
+FORMATS = tuple(_EXPORTERS)
+
+
 def _exporter(fmt: str) -> Callable[[ReleaseView, Path], None]:
-    if fmt == "bagit":
-        from archive.publish._bagit import export_bagit
+    if fmt not in _EXPORTERS:
+        raise ValidationError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}", field="format")
+    import importlib
 
-        return export_bagit
-    if fmt == "rocrate":
-        from archive.publish._rocrate import export_rocrate
-
-        return export_rocrate
-    if fmt == "datacite":
-        from archive.publish._datacite import export_datacite
-
-        return export_datacite
-    if fmt == "zenodo":
-        from archive.publish._zenodo import export_zenodo
-
-        return export_zenodo
-    if fmt == "cernopendata":
-        from archive.publish._cernopendata import export_cernopendata
-
-        return export_cernopendata
-    if fmt == "hepdata":
-        from archive.publish._hepdata import export_hepdata
-
-        return export_hepdata
-    if fmt == "site":
-        from archive.publish._site import export_site
-
-        return export_site
-    raise ValidationError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}", field="format")
-
-
-FORMATS = ("bagit", "rocrate", "datacite", "zenodo", "cernopendata", "hepdata", "site")
+    module, name = _EXPORTERS[fmt]
+    fn: Callable[[ReleaseView, Path], None] = getattr(importlib.import_module(module), name)
+    return fn
 
 
 @dataclass(frozen=True)

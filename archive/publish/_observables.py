@@ -46,9 +46,7 @@ def standard_observables(view: ReleaseView) -> list[StandardObservable]:
         dataset = open_dataset(view.archive, ds.name, ds.version)
         for obs in sorted(binnings):
             edges = [float(e) for e in binnings[obs]["edges"]]
-            try:  # one kernel thread: the same sums in the same order, so exports are byte-identical
-                h = histogram(dataset, obs, edges, threads=1)  # type: ignore[call-arg,unused-ignore]
-            except TypeError:  # an engine without the ``threads`` option
-                h = histogram(dataset, obs, edges)
+            # one kernel thread: the same sums in the same order, so exports are byte-identical
+            h = histogram(dataset, obs, edges, threads=1)
             out.append(StandardObservable(ds, obs, h, binnings[obs].get("source")))
     return out

@@ -80,6 +80,7 @@ def build_crate(view: ReleaseView, payload: list[Any] | None = None) -> dict[str
     workflow_ids: dict[str, str] = {}
     for m in view.members:
         parts = []
+        spec = kind_section(m)
         for f in m.files:
             path = view.payload_path(m, f)
             entity: dict[str, Any] = {"@id": _id(path), "@type": "File", "name": f.path,
@@ -89,7 +90,6 @@ def build_crate(view: ReleaseView, payload: list[Any] | None = None) -> dict[str
                 entity["encodingFormat"] = f.media_type
             if f.description:
                 entity["description"] = f.description
-            spec = kind_section(m)
             if m.kind == "recipe" and f.path == spec.get("spec_file", "reana.yaml"):
                 entity["@type"] = ["File", "SoftwareSourceCode", "ComputationalWorkflow"]
                 entity["name"] = m.title

@@ -49,13 +49,6 @@ class FillPlan:
     def cells(self) -> int:
         return len(self.edges) + 1
 
-    def value_columns(self, available: Sequence[str]) -> list[str]:
-        obs = parse_expression(self.observable, available)
-        cols = set(obs.columns)
-        if self.where:
-            cols |= set(parse_expression(self.where, available, what="where", boolean=True).columns)
-        return sorted(cols)
-
 
 @dataclass
 class Partial:

@@ -170,13 +170,26 @@ def schema_files() -> dict[str, str]:
     }
 
 
-def write_schemas(directory: str | Path) -> list[Path]:
+def stale_schemas(directory: str | Path) -> dict[str, str]:
+    """The schema files under ``directory`` that are missing or differ from the models in force:
+    ``{relative path: "missing" | "differs"}``."""
     base = Path(directory)
-    written = []
+    out: dict[str, str] = {}
     for rel, text in schema_files().items():
         p = base / rel
+        if not p.exists():
+            out[rel] = "missing"
+        elif p.read_text(encoding="utf-8") != text:
+            out[rel] = "differs"
+    return out
+
+
+def write_schemas(directory: str | Path) -> list[Path]:
+    """Write every schema file under ``directory`` (only the stale ones are rewritten); returns them all."""
+    base = Path(directory)
+    files = schema_files()
+    for rel in stale_schemas(base):
+        p = base / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        if not p.exists() or p.read_text(encoding="utf-8") != text:
-            p.write_text(text, encoding="utf-8")
-        written.append(p)
-    return written
+        p.write_text(files[rel], encoding="utf-8")
+    return [base / rel for rel in files]

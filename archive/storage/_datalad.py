@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archive.errors import MissingDependencyError, ObjectNotFoundError, StorageError
+from archive.errors import MissingDependencyError, StorageError
 from archive.storage._fsspec import LocalStore
 
 __all__ = ["GITATTRIBUTES", "DataladStore", "datalad_available", "make_dataset", "push", "save"]
@@ -182,12 +182,3 @@ class DataladStore(LocalStore):
         """Remove this copy, including the annexed content (see :meth:`LocalStore.remove`)."""
         super().remove(digest)
         self._dirty = True
-
-
-def annex_get(root: Path, paths: list[str] | None = None) -> None:
-    """``datalad get`` (all annexed objects by default)."""
-    dl = _api()
-    target = [str(root / p) for p in paths] if paths else [str(root / "objects")]
-    if not (root / "objects").exists() and not paths:
-        raise ObjectNotFoundError("the dataset has no objects/ folder", file=str(root))
-    _call("get", root, dl.get, path=target, dataset=str(root))

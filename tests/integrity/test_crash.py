@@ -123,9 +123,9 @@ def _schemas_once(monkeypatch: pytest.MonkeyPatch) -> None:
     during this test, so generate them once: the checks after each kill stay about the catalog and ledger."""
     import functools
 
-    import archive.catalog._validate as v
+    import archive.schema as s
 
-    monkeypatch.setattr(v, "schema_files", functools.cache(v.schema_files))
+    monkeypatch.setattr(s, "schema_files", functools.cache(s.schema_files))
 
 
 @pytest.fixture
