@@ -101,14 +101,29 @@ class SnapshotReport:
 
 
 def read_requirements(path: Path) -> list[str]:
-    """The requirement lines of a pip requirements file (comments, blank lines and options dropped)."""
+    """The requirements of a pip requirements file, such as a lock compiled with ``--generate-hashes``:
+    comments, blank lines and option lines are dropped, continuation lines joined, and per-requirement options
+    (``--hash=sha256:...``) cut off, so ``torch==2.13.0+cpu \\ --hash=...`` gives ``torch==2.13.0+cpu``."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     out = []
+    logical: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
     for n, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
+        text = raw if raw.lstrip().startswith("#") else re.sub(r"(^|\s)#.*$", "", raw)
+        start, body = pending if pending is not None else (n, "")
+        if text.rstrip().endswith("\\"):
+            pending = (start, body + " " + text.rstrip()[:-1])
             continue
+        pending = None
+        logical.append((start, body + " " + text))
+    if pending is not None:
+        logical.append(pending)
+    for n, text in logical:
+        line = text.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        line = re.split(r"\s--?[a-z]", " " + line, maxsplit=1)[0].strip()
         try:
             Requirement(line)
         except InvalidRequirement as exc:
