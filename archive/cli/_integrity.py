@@ -48,7 +48,9 @@ def verify(
         for p in report.problems:
             err_console.print(str(p), markup=False, highlight=False)
         counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items())) or "no objects referenced"
-        notes = [f"{n} {what}" for n, what in ((len(report.orphans), "orphaned"), (report.skipped, "not sampled"),
+        damaged = len(report.damaged_orphans)  # each one is also a problem line above
+        orphaned = "orphaned" + (f", {damaged} of them damaged" if damaged else "")
+        notes = [f"{n} {what}" for n, what in ((len(report.orphans), orphaned), (report.skipped, "not sampled"),
                                                (report.recent, "copies verified recently"),
                                                (report.resumed, "copies resumed"),
                                                (report.temporaries, "temporaries of interrupted writes")) if n]

@@ -194,16 +194,19 @@ def _run(archive: Archive, *, copies: int | None, jobs: int, fix_bad: bool) -> t
     if fix_bad:
         _restore_records(archive, report)
     snapshot_records(archive)
-    verified = verify_archive(archive, jobs=jobs, orphans=not fix_bad, formats=False)
+    verified = verify_archive(archive, jobs=jobs, formats=False)
     report.before = verified.counts()
     need = copies or archive.config.copies
     for obj in verified.objects:
         if obj.state != "ok" or obj.ok_copies < need:
             _heal(archive, obj, need, report, fix_bad=fix_bad)
-    for digest in verified.orphans:  # stored but not referenced yet (``put`` before ``add``): copies too
-        orphan = ObjectReport(digest, 0, [], {n: s.verify(digest).state for n, s in archive.stores.items()})
-        if 0 < orphan.ok_copies < need:
+    # orphans: stored but not referenced yet (``put`` before ``add``). replicate brings them up to the policy
+    # too; repair only replaces their corrupt or unreadable copies from a verified one (lost if there is none)
+    for orphan in verified.orphan_objects:
+        if not fix_bad and 0 < orphan.ok_copies < need:
             _heal(archive, orphan, need, report, fix_bad=False)
+        elif fix_bad and any(state in BAD for state in orphan.copies.values()):
+            _heal(archive, orphan, 1, report, fix_bad=True)
     if fix_bad:
         n = sum(store.clean_temporary() for store in archive.stores.values())
         if n:

@@ -1,16 +1,23 @@
-"""Fixity: verify every object the catalog references, in every configured store and in the archive tree.
+"""Fixity: verify every stored object, in every configured store and in the archive tree.
 
-Each copy is re-hashed in 8 MiB blocks (``--jobs N`` threads; hashlib releases the GIL), compared with the
-digest and size recorded in the catalog, and logged as a fixity event. Copy states: ``ok``, ``missing``,
-``corrupt``, ``unreadable``. Object states:
+Every object the catalog references and every orphan (an object a store holds that no record references, as
+git-annex ``fsck`` checks unused content too) is verified. Each copy is re-hashed in 8 MiB blocks (``--jobs N``
+threads; hashlib releases the GIL), compared with the digest (and, for referenced objects, the size) recorded
+in the catalog, and logged as a fixity event. Copy states: ``ok``, ``missing``, ``corrupt``, ``unreadable``.
+Object states:
 
 - ``ok``: enough verified copies for the ``copies`` policy, none damaged, present in the primary store;
 - ``degraded``: at least one verified copy, but a copy is damaged or the primary store lacks it (``repair``);
 - ``under-replicated``: fewer verified copies than the policy asks (``replicate``);
 - ``corrupt`` / ``unreadable`` / ``missing``: no verified copy anywhere (lost unless a replica elsewhere).
 
-Also reported: orphans (stored, unreferenced), temporaries of interrupted writes, format-level checksum
-failures (Parquet, Zarr, HDF5), records whose file name and content disagree, and the publication ledger.
+Orphans are re-hashed in every store that holds them (``jobs``, ``sample``, ``since`` and ``resume`` apply to
+them as to referenced objects); they have no ``copies`` policy. A healthy orphan is only a note
+(``report.orphans``); a corrupt or unreadable copy of one is a problem (``store: digest: reason``) that makes
+``report.ok`` false. Their states are in ``report.orphan_objects`` (ObjectReports with ``referenced_by=[]``).
+
+Also reported: temporaries of interrupted writes, format-level checksum failures (Parquet, Zarr, HDF5; referenced
+objects only), records whose file name and content disagree, and the publication ledger.
 """
 
 from __future__ import annotations
@@ -78,9 +85,10 @@ class ObjectReport:
 class VerifyReport:
     objects: list[ObjectReport]
     problems: list[Problem]
-    orphans: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # digests of every orphan found (checked or not sampled)
+    orphan_objects: list[ObjectReport] = field(default_factory=list)  # the orphans checked, one per digest
     temporaries: int = 0
-    skipped: int = 0  # referenced objects not checked this run (--sample)
+    skipped: int = 0  # objects (referenced or orphaned) not checked this run (--sample)
     recent: int = 0  # copies not re-hashed because they verified ok since --since
     resumed: int = 0  # copies taken over from the interrupted run (--resume)
     bytes_hashed: int = 0
@@ -90,7 +98,13 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems and all(o.state == "ok" for o in self.objects)
 
+    @property
+    def damaged_orphans(self) -> list[ObjectReport]:
+        """Orphans with a corrupt or unreadable copy (each also in ``problems``)."""
+        return [o for o in self.orphan_objects if any(s in BAD for s in o.copies.values())]
+
     def counts(self) -> dict[str, int]:
+        """Object states of the referenced objects checked (orphans are in ``orphan_objects``)."""
         c: dict[str, int] = defaultdict(int)
         for o in self.objects:
             c[o.state] += 1
@@ -99,7 +113,8 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "counts": self.counts(), "run": self.run, "checked": len(self.objects),
                 "skipped": self.skipped, "recent": self.recent, "resumed": self.resumed,
-                "bytes_hashed": self.bytes_hashed, "orphans": self.orphans, "temporaries": self.temporaries,
+                "bytes_hashed": self.bytes_hashed, "orphans": self.orphans,
+                "orphan_objects": [o.as_dict() for o in self.orphan_objects], "temporaries": self.temporaries,
                 "objects": [o.as_dict() for o in self.objects if o.state != "ok"],
                 "problems": [p.as_dict() for p in self.problems]}
 
@@ -183,11 +198,12 @@ def verify_archive(
 
     Args:
         archive: the opened archive.
-        sample: check only this fraction (0 < f <= 1) of the referenced objects, chosen at random.
+        sample: check only this fraction (0 < f <= 1) of the referenced objects, chosen at random (and the
+            same fraction of the orphans).
         since: do not re-hash copies whose last ``ok`` fixity event is at or after this time (a date, an ISO
             timestamp, an age such as ``30d``, or a datetime); they count as verified.
         jobs: hash this many copies at once (threads).
-        orphans: also list stored objects that nothing references.
+        orphans: also list and verify stored objects that nothing references (in every store holding one).
         formats: also decode Parquet/Zarr/HDF5 objects with their internal checksums verified.
         resume: continue the last interrupted run, skipping the copies it already checked.
         seed: random seed for ``sample`` (reproducible samples).
@@ -217,11 +233,27 @@ def verify_archive(
     todo += [(d, None, [f"ledger:{ref}"]) for d, ref in sorted(snapshots.items())
              if any(st.exists(d) for st in stores.values())]  # only snapshots that were ever stored
     report = VerifyReport([], [])
-    if sample is not None and todo:
-        k = max(1, math.ceil(sample * len(todo)))
-        chosen = set(random.Random(seed).sample(range(len(todo)), k))
-        report.skipped = len(todo) - k
-        todo = [t for i, t in enumerate(todo) if i in chosen]
+    holders: dict[str, list[str]] = {}  # orphan digest -> the stores that hold it, in configuration order
+    if orphans:
+        known = set(refs) | set(snapshots) | _retained(records)
+        for name, st in stores.items():
+            for d in _safe_iter(st):
+                if d not in known:
+                    holders.setdefault(d, []).append(name)
+    report.orphans = sorted(holders)
+    orphan_todo: list[tuple[str, list[str]]] = sorted(holders.items())
+    if sample is not None:
+        rng = random.Random(seed)  # referenced objects first: the same seed picks the same referenced sample
+        if todo:
+            k = max(1, math.ceil(sample * len(todo)))
+            chosen = set(rng.sample(range(len(todo)), k))
+            report.skipped = len(todo) - k
+            todo = [t for i, t in enumerate(todo) if i in chosen]
+        if orphan_todo:
+            k = max(1, math.ceil(sample * len(orphan_todo)))
+            chosen = set(rng.sample(range(len(orphan_todo)), k))
+            report.skipped += len(orphan_todo) - k
+            orphan_todo = [t for i, t in enumerate(orphan_todo) if i in chosen]
     last_ok = events.last_ok() if since is not None else {}
     previous = events.interrupted_run() if resume else None
     run: str | None = None
@@ -254,16 +286,12 @@ def verify_archive(
                 events.check(run, digest, name, state, detail, n or None)
         return state, detail, n, True
 
-    def check_object(item: tuple[str, FileEntry | None, list[str]]) -> tuple[ObjectReport | None, int, int, int]:
-        digest, entry, by = item
-        tree = [loc[5:] for loc in entry.locations if loc.startswith("tree:")] if entry is not None else []
-        names = [n for n in stores if not ((tree or entry is None) and not stores[n].exists(digest))]
-        names += [f"tree:{rel}" for rel in tree]
-        if entry is None and not names:
-            return None, 0, 0, 0  # no snapshot of this record was ever stored: nothing to check
+    def check_copies(digest: str, names: list[str], entry: FileEntry | None,
+                     ) -> tuple[dict[str, str], dict[str, str], int, int, int, int]:
+        """-> (copies, details, bytes hashed, copies recent, copies resumed, size of a copy hashed ok)."""
         copies: dict[str, str] = {}
         details: dict[str, str] = {}
-        hashed = recent = resumed = 0
+        hashed = recent = resumed = size = 0
         for name in names:
             state, detail, n, fresh = check_copy(digest, name, entry)
             copies[name] = state
@@ -272,10 +300,28 @@ def verify_archive(
             hashed += n
             recent += (not fresh) and detail.startswith("not re-hashed")
             resumed += (not fresh) and not detail.startswith("not re-hashed")
+            if state == "ok" and n:
+                size = n
+        return copies, details, hashed, recent, resumed, size
+
+    def check_object(item: tuple[str, FileEntry | None, list[str]]) -> tuple[ObjectReport | None, int, int, int]:
+        digest, entry, by = item
+        tree = [loc[5:] for loc in entry.locations if loc.startswith("tree:")] if entry is not None else []
+        names = [n for n in stores if not ((tree or entry is None) and not stores[n].exists(digest))]
+        names += [f"tree:{rel}" for rel in tree]
+        if entry is None and not names:
+            return None, 0, 0, 0  # no snapshot of this record was ever stored: nothing to check
+        copies, details, hashed, recent, resumed, _ = check_copies(digest, names, entry)
         size = entry.size if entry is not None else 0
         obj = ObjectReport(digest, size, by, copies, details, required,
                            primary if not tree and entry is not None else None)
         return obj, hashed, recent, resumed
+
+    def check_orphan(item: tuple[str, list[str]]) -> tuple[ObjectReport, int, int, int]:
+        """Every copy in the stores that list it; no policy (one verified copy is ``ok``), no primary."""
+        digest, names = item
+        copies, details, hashed, recent, resumed, size = check_copies(digest, names, None)
+        return ObjectReport(digest, size, [], copies, details, 1, None), hashed, recent, resumed
 
     format_targets: list[tuple[str, dict[str, str]]] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -288,14 +334,22 @@ def verify_archive(
             report.resumed += resumed
             if formats and obj.ok_copies and hashed:
                 format_targets.append((obj.digest, obj.copies))
+        for obj, hashed, recent, resumed in pool.map(check_orphan, orphan_todo):
+            report.orphan_objects.append(obj)
+            report.bytes_hashed += hashed
+            report.recent += recent
+            report.resumed += resumed
         if format_targets:
             for problem in pool.map(lambda t: _check_format(archive, *t), format_targets):
                 if problem is not None:
                     report.problems.append(problem)
+    for obj in report.damaged_orphans:
+        for name, state in obj.copies.items():
+            if state in BAD:
+                why = f": {obj.details[name]}" if obj.details.get(name) else ""
+                report.problems.append(Problem(name, obj.digest, f"orphaned object (no record references it) "
+                                               f"is {state}{why}"))
     report.problems.extend(_record_problems(archive, records))
-    if orphans:
-        known = set(refs) | set(snapshots) | _retained(records)
-        report.orphans = sorted({d for s in stores.values() for d in _safe_iter(s)} - known)
     report.temporaries = sum(_count_temporaries(s) for s in stores.values())
     if log and run is not None:
         with contextlib.suppress(OSError):
