@@ -20,6 +20,11 @@
    the web site), into ``exports/`` of the archive root.
 6. ``validate`` and ``verify`` the whole archive.
 
+The recipe and the image definition are read from a *source* archive root, a checkout of hep-archive:
+``recipes/zjets-omnifold`` and ``containers/zjets-omnifold`` (``source=``, else ``$HEP_ARCHIVE_ROOT`` or the
+nearest directory at or above the current one that holds the recipe; see
+:func:`archive.reference.chain.find_source`). The installed package carries neither.
+
 Without a usable bwrap (no user namespaces) the steps run on the ``local`` backend instead, which records the
 host environment and no image, and the release is skipped: its checks require every step pinned to an image.
 ``hep-archive rerun RUN`` re-executes the recorded run and compares every output.
@@ -28,6 +33,7 @@ host environment and no image, and the release is skipped: its checks require ev
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,9 +42,10 @@ from typing import Any
 
 from archive._archive import Archive, init_archive
 from archive.catalog import validate_archive
-from archive.errors import ImmutableError
+from archive.errors import ImmutableError, ObjectNotFoundError
 from archive.integrity import verify_archive
 from archive.reference.chain import DEFAULT_EVENTS as DEMO_EVENTS
+from archive.reference.chain import RECIPE_PATH, find_source
 from archive.schema import parse_record
 
 __all__ = ["DEMO_EVENTS", "build_demo"]
@@ -82,6 +89,8 @@ def _atlas_export(archive: Archive, dataset_ref: str, run_ref: str) -> str:
 
 
 IMAGE = "zjets-omnifold"
+#: the image definition (Containerfile, requirements) inside the source archive root
+CONTAINER_PATH = Path("containers") / IMAGE
 RELEASE = "zjets-omnifold-reference"
 IMAGE_METADATA: dict[str, Any] = {
     "title": "Software image of the Z+jets OmniFold reference analysis",
@@ -98,14 +107,22 @@ IMAGE_METADATA: dict[str, Any] = {
 }
 
 
-def _container_definition(archive: Archive) -> Path:
-    """Keep the chain's image definition (Containerfile, requirements.txt) in the archive's ``containers/``."""
+def _source(source: str | os.PathLike[str] | None) -> Path:
+    """The source archive root, checked to hold the recipe and the image definition."""
+    root = find_source(source)
+    containerfile = root / CONTAINER_PATH / "Containerfile"
+    if not containerfile.is_file():
+        raise ObjectNotFoundError("the chain's image definition is missing; pass the root of a hep-archive "
+                                  "checkout", file=str(containerfile), field="source")
+    return root
+
+
+def _container_definition(archive: Archive, src: Path) -> Path:
+    """Keep the chain's image definition (Containerfile, requirements.txt) from ``src`` in the archive's
+    ``containers/``."""
     import shutil
 
-    from archive.reference._publish import RECIPE
-
-    src = RECIPE.parents[1] / "containers" / IMAGE
-    dst = archive.root / "containers" / IMAGE
+    dst = archive.root / CONTAINER_PATH
     if src.resolve() != dst.resolve():
         dst.mkdir(parents=True, exist_ok=True)
         for p in sorted(src.iterdir()):
@@ -187,28 +204,33 @@ def _release(archive: Archive, members: list[str], run_ref: str, say: Callable[[
 
 def build_demo(
     output: str | Path, *, events: int = DEMO_EVENTS, device: str = "cpu", jobs: int = 2,
-    backend: str = "auto", log: Callable[[str], None] | None = None,
+    backend: str = "auto", log: Callable[[str], None] | None = None, source: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Build (or complete) the reference archive at ``output`` and return a summary.
 
-    ``backend``: ``auto`` (bwrap when it can run here, else local), ``bwrap``, ``podman`` or ``local``."""
+    ``backend``: ``auto`` (bwrap when it can run here, else local), ``bwrap``, ``podman`` or ``local``.
+    ``source``: the archive root holding ``recipes/zjets-omnifold`` and ``containers/zjets-omnifold`` (a
+    hep-archive checkout); default :func:`archive.reference.chain.find_source`. Checked before anything is
+    written."""
     from archive.datasets import open_dataset
     from archive.execution import run_recipe
     from archive.recipe import add_recipe
-    from archive.reference._publish import DATASET, RECIPE, store_results
+    from archive.reference._publish import DATASET, store_results
     from archive.reinterpret import compare, histogram
 
     say = log or (lambda line: None)
     started = time.perf_counter()
+    src = _source(source)
+    recipe_dir = src / RECIPE_PATH
     out = Path(output)
     archive = Archive(out) if (out / "archive.yaml").exists() else init_archive(out, name="hep-archive-reference")
-    say(f"archive root: {archive.root}")
+    say(f"archive root: {archive.root}; reference recipe from {recipe_dir}")
     backend = _backend(backend)
-    definition = _container_definition(archive)
+    definition = _container_definition(archive, src / CONTAINER_PATH)
     image = _image(archive, definition, say) if backend != "local" else None
     if image is None:
         say("bwrap cannot run here: the steps run on the local backend (host environment, no image)")
-    recipe = add_recipe(archive, RECIPE, name="zjets-omnifold", strict_images=image is not None)
+    recipe = add_recipe(archive, recipe_dir, name="zjets-omnifold", strict_images=image is not None)
     say(f"recorded {recipe.ref}; running the chain on {backend} ({events} events per sample, device {device})")
     run = run_recipe(archive, recipe.ref, parameters={"events": events, "jobs": jobs,
                                                       "device": "cuda" if device == "gpu" else "cpu"},
@@ -226,7 +248,7 @@ def build_demo(
         # every step came from the cache: the outputs are the very objects stored before
         stored = {"records": {"dataset": f"dataset/{DATASET}@1.0.0"}, "skipped": {"store": "already stored"}}
     else:
-        stored = store_results(archive, work, events=events)
+        stored = store_results(archive, work, events=events, cards=recipe_dir / "cards")
     closure = json.loads((work / "closure.json").read_text(encoding="utf-8"))
     closure_ref = _result(
         archive, "zjets-omnifold-closure", "Closure test of the reference unfolding",
@@ -272,6 +294,7 @@ def build_demo(
     ok = not problems and report.ok and bool(closure["passed"])
     return {
         "archive": str(archive.root),
+        "source": str(src),
         "run": run.record.ref,
         "steps_executed": run.executed, "steps_cached": run.cached,
         "records": {**stored["records"], "recipe": recipe.ref, "closure": closure_ref,

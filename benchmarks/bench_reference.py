@@ -69,12 +69,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     from archive.reference._common import quiet_stdout
-    from archive.reference.chain import CARDS
+    from archive.reference.chain import reference_cards
     from archive.reference.generate import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        path = generate(CARDS / "generator.yaml", "sim", args.events, 1, Path(tmp) / "p.parquet")
+        path = generate(reference_cards(ROOT) / "generator.yaml", "sim", args.events, 1, Path(tmp) / "p.parquet")
         gen_s = time.perf_counter() - t0
         offsets, pt, eta, phi = _particles(path)
     with quiet_stdout():

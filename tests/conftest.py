@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: the folder of real test files: $HEP_ARCHIVE_TEST_DATA, else ../shared/data beside the checkout
+TEST_DATA_ENV = "HEP_ARCHIVE_TEST_DATA"  # archive.datasets.testing.TEST_DATA_ENV (not imported: keep startup light)
+SHARED_DATA = Path(os.environ.get(TEST_DATA_ENV) or REPO.parent / "shared" / "data").absolute()
+
+# The package never looks for the reana-client environment beside its own files (an installed wheel has none
+# around it): the tests name this checkout's one, unless the caller chose one. Set at import, before test
+# modules ask for it in their skip marks.
+_REANA_PYTHON = REPO / ".venv-reana" / "bin" / "python"
+if not os.environ.get("HEP_ARCHIVE_REANA_PYTHON") and _REANA_PYTHON.exists():
+    os.environ["HEP_ARCHIVE_REANA_PYTHON"] = str(_REANA_PYTHON)
 
 
 @dataclass
@@ -63,6 +72,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_data_env() -> Iterator[None]:
+    """Library test helpers (``archive.datasets.testing``) take the real files from ``$HEP_ARCHIVE_TEST_DATA``."""
+    with pytest.MonkeyPatch.context() as mp:
+        if SHARED_DATA.is_dir():
+            mp.setenv(TEST_DATA_ENV, str(SHARED_DATA))
+        yield
 
 
 @pytest.fixture(autouse=True)

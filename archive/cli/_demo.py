@@ -19,6 +19,9 @@ def demo(
     jobs: Annotated[int, typer.Option(help="parallel generator processes")] = 2,
     backend: Annotated[str, typer.Option(
         help="auto (bwrap when it can run here, else local), bwrap, podman or local")] = "auto",
+    source: Annotated[Path | None, typer.Option(
+        help="archive root holding recipes/zjets-omnifold and containers/zjets-omnifold, a hep-archive checkout "
+             "(default: HEP_ARCHIVE_ROOT if it holds them, else the nearest one at or above cwd)")] = None,
 ) -> None:
     """Build the reference archive: snapshot the chain's image, run the chain in it (generate, simulate,
     reconstruct, unfold), store and reinterpret the results, publish and export a release, validate, verify."""
@@ -28,7 +31,7 @@ def demo(
         if not STATE.json:
             err_console.print(f"[demo] {line}", markup=False, highlight=False)
 
-    summary = build_demo(output, device=device, jobs=jobs, backend=backend, log=log,
+    summary = build_demo(output, device=device, jobs=jobs, backend=backend, log=log, source=source,
                          **({"events": events} if events else {}))
     def human() -> None:
         for k, v in summary.items():

@@ -6,18 +6,29 @@ computes the dilepton observables, and adds ATLAS-like weight columns with a fix
 ``weights_bootstrap_mc_{i}``, ``weights_ensemble_{i}``, a few named nuisance-parameter systematics, the
 ``weights_dd``/``target_dd`` non-closure pair. It writes the pandas *fixed* HDF5 layout under key ``df`` (with
 pandas when installed, exactly as the release did; otherwise with the project's h5py writer).
+
+The input file is the caller's: ``zmumu=PATH``, else ``$HEP_ARCHIVE_TEST_DATA/uproot-Zmumu.root`` (the folder of
+real test files; the project's tests set it). It is the ``uproot-Zmumu.root`` of scikit-hep-testdata
+(``skhep_testdata.data_path("uproot-Zmumu.root")``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ATLAS_FIXTURE_METADATA", "DEFAULT_ZMUMU", "atlas_fixture_columns", "build_atlas_fixture"]
+from archive.errors import ObjectNotFoundError
 
-DEFAULT_ZMUMU = Path(__file__).resolve().parents[3] / "shared" / "data" / "uproot-Zmumu.root"
+__all__ = ["ATLAS_FIXTURE_METADATA", "TEST_DATA_ENV", "ZMUMU", "atlas_fixture_columns", "build_atlas_fixture",
+           "zmumu_path"]
+
+#: the environment variable naming the folder of real test files
+TEST_DATA_ENV = "HEP_ARCHIVE_TEST_DATA"
+#: the real CMS dimuon file the fixture is built from
+ZMUMU = "uproot-Zmumu.root"
 SYSTEMATICS = ("weights_pileup", "weights_muEffReco", "weights_muCalScale", "weights_theoryPDF", "weights_lumi")
 
 #: the metadata a user would give with ``--metadata`` for the fixture (units, cuts, links, binnings)
@@ -64,13 +75,34 @@ ATLAS_FIXTURE_METADATA: dict[str, Any] = {
 }
 
 
-def atlas_fixture_columns(zmumu: Path | None = None, *, n_bootstrap: int = 10, n_bootstrap_mc: int = 5,
-                          n_ensemble: int = 10, seed: int = 20240529, sigma_fb: float = 1809.46
-                          ) -> dict[str, np.ndarray]:
-    """The fixture's columns in order (observables float32, one int32 column, weights float32)."""
+def zmumu_path(zmumu: str | os.PathLike[str] | None = None) -> Path:
+    """The real ``uproot-Zmumu.root``: ``zmumu`` when given, else ``$HEP_ARCHIVE_TEST_DATA/uproot-Zmumu.root``.
+
+    Raises ``ObjectNotFoundError`` when it is not there (nothing is looked up anywhere else)."""
+    if zmumu is not None:
+        path = Path(zmumu)
+    elif os.environ.get(TEST_DATA_ENV):
+        path = Path(os.environ[TEST_DATA_ENV]) / ZMUMU
+    else:
+        raise ObjectNotFoundError(
+            f"no {ZMUMU} given: pass zmumu=PATH (e.g. skhep_testdata.data_path({ZMUMU!r})) or set "
+            f"{TEST_DATA_ENV} to the folder that holds it", field="zmumu")
+    if not path.is_file():
+        raise ObjectNotFoundError(f"the real test file {ZMUMU} is not there; pass zmumu=PATH or set "
+                                  f"{TEST_DATA_ENV} to the folder that holds it", file=str(path), field="zmumu")
+    return path
+
+
+def atlas_fixture_columns(zmumu: str | os.PathLike[str] | None = None, *, n_bootstrap: int = 10,
+                          n_bootstrap_mc: int = 5, n_ensemble: int = 10, seed: int = 20240529,
+                          sigma_fb: float = 1809.46) -> dict[str, np.ndarray]:
+    """The fixture's columns in order (observables float32, one int32 column, weights float32).
+
+    ``zmumu``: the real ``uproot-Zmumu.root`` (default: see :func:`zmumu_path`)."""
+    path = zmumu_path(zmumu)
     import uproot
 
-    with uproot.open(zmumu or DEFAULT_ZMUMU) as f:
+    with uproot.open(path) as f:
         ev = f["events"].arrays(["px1", "py1", "pz1", "E1", "pt1", "eta1", "phi1",
                                  "px2", "py2", "pz2", "E2", "pt2", "eta2", "phi2", "M"], library="np")
     n = len(ev["M"])
@@ -109,13 +141,15 @@ def atlas_fixture_columns(zmumu: Path | None = None, *, n_bootstrap: int = 10, n
 
 
 def build_atlas_fixture(path: Path, *, n_bootstrap: int = 10, n_bootstrap_mc: int = 5, n_ensemble: int = 10,
-                        zmumu: Path | None = None, seed: int = 20240529, writer: str = "auto") -> Path:
+                        zmumu: str | os.PathLike[str] | None = None, seed: int = 20240529, writer: str = "auto"
+                        ) -> Path:
     """Write the ATLAS-style fixture (pandas fixed HDF5, key ``df``) to ``path`` and return it.
 
     Args:
         path: output ``.h5`` file.
         n_bootstrap: data-bootstrap replicas; n_bootstrap_mc: MC-bootstrap replicas; n_ensemble: ensemble members.
-        zmumu: the real ``uproot-Zmumu.root`` (default: ``../shared/data`` next to the project).
+        zmumu: the real ``uproot-Zmumu.root`` (default: in the folder ``$HEP_ARCHIVE_TEST_DATA``; nothing is
+            looked up next to the package, which an installed wheel does not have).
         seed: fixes the synthetic weights.
         writer: ``pandas`` (``DataFrame.to_hdf``, as the release), ``h5py`` (the project's writer, no pandas),
             or ``auto`` (pandas when importable).

@@ -1,8 +1,9 @@
 """The REANA backend: submit a recorded recipe to a REANA server through reana-client and record the run.
 
 reana-client pins old libraries (jsonschema 3.2, cwltool 2021...), so it lives in its own environment:
-``$HEP_ARCHIVE_REANA_PYTHON`` or ``.venv-reana/bin/python`` next to this checkout runs ``_reana_bridge.py``
-(JSON on stdin and stdout). When ``reana_client`` is importable here, the bridge is called in-process."""
+``$HEP_ARCHIVE_REANA_PYTHON``, the archive root's ``.venv-reana/bin/python`` or the interpreter beside a
+``reana-client`` on ``PATH`` runs ``_reana_bridge.py`` (JSON on stdin and stdout). When ``reana_client`` is
+importable here, the bridge is called in-process."""
 
 from __future__ import annotations
 
@@ -27,19 +28,21 @@ BRIDGE = Path(__file__).with_name("_reana_bridge.py")
 POLL_INTERVAL = float(os.environ.get("HEP_ARCHIVE_REANA_POLL", "2"))
 
 
-def call_bridge(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one request to the reana-client bridge (in-process or in the reana environment)."""
+def call_bridge(request: dict[str, Any], timeout: float, archive_root: Path | None = None) -> dict[str, Any]:
+    """Send one request to the reana-client bridge (in-process, or in the reana environment that
+    :func:`~archive.recipe._reana_schema.reana_python` finds for ``archive_root``)."""
     if importlib.util.find_spec("reana_client") is not None:
         from archive.execution import _reana_bridge
 
         return _reana_bridge.submit(request)
     from archive.recipe._reana_schema import reana_python
 
-    python = reana_python()
+    python = reana_python(archive_root)
     if python is None:
         raise MissingDependencyError(
-            "reana-client", "create its environment: python3 -m venv .venv-reana && "
-            ".venv-reana/bin/pip install reana-client==0.9.6 (or set HEP_ARCHIVE_REANA_PYTHON)")
+            "reana-client", "create its environment in the archive root: python3 -m venv .venv-reana && "
+            ".venv-reana/bin/pip install reana-client==0.9.6 (or set HEP_ARCHIVE_REANA_PYTHON to its python, "
+            "or put reana-client on PATH)")
     try:
         proc = subprocess.run([str(python), str(BRIDGE)], input=json.dumps(request), capture_output=True,
                               text=True, timeout=timeout + 60, check=False)
@@ -86,7 +89,7 @@ def run_on_reana(ctx: _Ctx, rec: RecipeRecord) -> tuple[list[dict[str, Any]], di
         "inputs": _upload_list(ctx, rec), "parameters": ctx.params,
         "outputs": [*spec.output_files], "poll_interval": POLL_INTERVAL, "timeout": timeout,
     }
-    answer = call_bridge(request, timeout)
+    answer = call_bridge(request, timeout, ctx.archive.root)
     logs = (answer.get("logs") or "").encode()
     log_path = ctx.run_dir / "logs" / "reana.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -299,7 +299,8 @@ def load_recipe(directory: str | Path, archive: Archive | None = None, *, native
         if workflow_file is not None and native:
             from archive.recipe._engines import validate_workflow_file
 
-            ok, message = validate_workflow_file(root, engine, workflow_file)
+            ok, message = validate_workflow_file(root, engine, workflow_file,
+                                                 archive.root if archive is not None else None)
             if ok is False:
                 chk.err(workflow_file, "", message)
             elif ok:
@@ -308,7 +309,7 @@ def load_recipe(directory: str | Path, archive: Archive | None = None, *, native
                 chk.warnings.append(f"workflow.file: {message}")
         if side.get("steps"):
             chk.err(SIDE_FILE, "steps", f"step annotations apply to serial workflows only, not {engine}")
-    _check_schema(chk, raw)
+    _check_schema(chk, raw, archive.root if archive is not None else None)
     tolerances: dict[str, Any] = {}
     for path, tol in (side.get("tolerances") or {}).items():
         p = chk.relpath(SIDE_FILE, f"tolerances.{path}", path)
@@ -363,10 +364,10 @@ def _model(cls: Any, data: dict[str, Any], label: str) -> Any:
                               problems=problems_from_pydantic(err, label)) from None
 
 
-def _check_schema(chk: _Checker, raw: dict[str, Any]) -> None:
+def _check_schema(chk: _Checker, raw: dict[str, Any], archive_root: Path | None) -> None:
     from archive.recipe._reana_schema import find_reana_schema, schema_errors
 
-    schema = find_reana_schema()
+    schema = find_reana_schema(archive_root)
     if schema is None:
         chk.warnings.append("REANA's JSON schema (reana-commons) not found; only hep-archive checks ran")
         return

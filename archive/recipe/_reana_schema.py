@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,7 @@ __all__ = ["ReanaSchema", "find_reana_schema", "reana_python", "schema_errors"]
 
 _SCHEMA_REL = Path("reana_commons") / "validation" / "schemas" / "reana_analysis_schema.json"
 REANA_PYTHON_ENV = "HEP_ARCHIVE_REANA_PYTHON"
+REANA_VENV = ".venv-reana"
 
 
 @dataclass(frozen=True)
@@ -23,33 +25,52 @@ class ReanaSchema:
     path: Path
 
 
-def reana_python() -> Path | None:
-    """The interpreter of the separate reana-client environment: ``$HEP_ARCHIVE_REANA_PYTHON``, else
-    ``.venv-reana/bin/python`` next to this package's checkout."""
+def reana_python(archive_root: str | os.PathLike[str] | None = None) -> Path | None:
+    """The interpreter of the separate reana-client environment, from explicit settings only:
+
+    1. ``$HEP_ARCHIVE_REANA_PYTHON`` (when set it decides: a path that does not exist means none);
+    2. ``ARCHIVE_ROOT/.venv-reana/bin/python`` when an archive root is given;
+    3. the interpreter beside a ``reana-client`` found on ``PATH`` (a venv's or pipx's ``bin``).
+
+    Never a path derived from where this package is installed: an installed wheel has no checkout around it."""
     env = os.environ.get(REANA_PYTHON_ENV)
     if env:
-        return Path(env) if Path(env).exists() else None
-    cand = Path(__file__).resolve().parents[2] / ".venv-reana" / "bin" / "python"
-    return cand if cand.exists() else None
+        given = Path(env).expanduser().absolute()
+        return given if given.exists() else None
+    if archive_root is not None:
+        cand = Path(archive_root).absolute() / REANA_VENV / "bin" / "python"
+        if cand.exists():
+            return cand
+    client = shutil.which("reana-client")
+    if client:
+        for bindir in dict.fromkeys([Path(client).absolute().parent, Path(client).resolve().parent]):
+            for name in ("python", "python3"):
+                if (bindir / name).exists():
+                    return bindir / name
+    return None
 
 
-def _candidates() -> list[Path]:
+def _candidates(python: Path | None) -> list[Path]:
     out: list[Path] = []
     spec = importlib.util.find_spec("reana_commons")
     if spec is not None and spec.submodule_search_locations:
         for loc in spec.submodule_search_locations:
             out.append(Path(loc).parent / _SCHEMA_REL)
-    py = reana_python()
-    if py is not None:
-        venv = py.parent.parent
+    if python is not None:
+        venv = python.parent.parent
         out.extend(sorted(venv.glob(f"lib/python3*/site-packages/{_SCHEMA_REL.as_posix()}")))
     return out
 
 
-@lru_cache(maxsize=1)
-def find_reana_schema() -> ReanaSchema | None:
-    """REANA's reana.yaml JSON schema from reana-commons (in-process or in the reana environment), or None."""
-    for path in _candidates():
+def find_reana_schema(archive_root: str | os.PathLike[str] | None = None) -> ReanaSchema | None:
+    """REANA's reana.yaml JSON schema from reana-commons (in-process or in the reana environment that
+    :func:`reana_python` finds for ``archive_root``), or None."""
+    return _schema_for(reana_python(archive_root))
+
+
+@lru_cache(maxsize=8)
+def _schema_for(python: Path | None) -> ReanaSchema | None:
+    for path in _candidates(python):
         if path.is_file():
             version = "unknown"
             site = path.parents[3]

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from archive.errors import ObjectNotFoundError
 from archive.reference._common import OBSERVABLES
 
 __all__ = ["store_results"]
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "zjets-omnifold"
 DATASET = "zjets-omnifold-pseudodata"
 _UNITS = {"pT": "GeV", "m": "GeV"}
 _ENVELOPE = {
@@ -31,20 +31,21 @@ def _unit(name: str) -> str | None:
     return _UNITS.get(name.split("_", 1)[0])
 
 
-def _binnings(work: Path) -> dict[str, Any]:
+def _binnings(cards: Path) -> dict[str, Any]:
     """The official binnings: the closure-test bins of the validate card, for the observables that are columns
     (derived ones such as tau21 are computed by whoever histograms them)."""
     from archive.schema._yaml import load_yaml_file
 
-    card = work.parent / "cards" / "validate.yaml"
+    card = cards / "validate.yaml"
     if not card.is_file():
-        card = RECIPE / "cards" / "validate.yaml"
+        raise ObjectNotFoundError("the validate card (closure-test binnings) is missing; pass cards=, the "
+                                  "recipe's cards folder the chain ran with", file=str(card))
     closure = (load_yaml_file(card, source=str(card)) or {}).get("closure") or {}
     return {name: {"edges": [float(e) for e in edges], "source": "closure-test bins (cards/validate.yaml)"}
             for name, edges in closure.items() if name in OBSERVABLES}
 
 
-def _add_dataset(archive: Any, work: Path, events: int) -> str:
+def _add_dataset(archive: Any, work: Path, events: int, binnings: dict[str, Any]) -> str:
     from archive.datasets import ingest
 
     fams = json.loads((work / "unfolded.parquet.families.json").read_text(encoding="utf-8"))["weight_families"]
@@ -55,7 +56,7 @@ def _add_dataset(archive: Any, work: Path, events: int) -> str:
                         "event passing the particle-level fiducial selection, the 24 observables of the ATLAS "
                         "Z+jets OmniFold measurement and every weight family (absolute, fb)."),
         "weights": fams,
-        "binnings": _binnings(work),
+        "binnings": binnings,
     }
     record = ingest(archive, [work / "unfolded.parquet"], name=DATASET, version="1.0.0", metadata=meta)
     return str(record.ref)
@@ -141,15 +142,20 @@ def _add_models(archive: Any, work: Path, dataset_ref: str) -> list[str]:
     return refs
 
 
-def store_results(archive: Any, work: Path, *, events: int) -> dict[str, Any]:
+def store_results(archive: Any, work: Path, *, events: int, cards: Path | None = None) -> dict[str, Any]:
     """Store the outputs of a finished chain run in ``work``: the datasets and the ONNX models.
 
+    ``cards``: the recipe's cards folder the chain ran with (its ``validate.yaml`` gives the dataset's
+    binnings); default ``work/../cards``, where a run's workspace keeps the recipe's inputs. A missing card
+    raises ``ObjectNotFoundError`` before anything is stored.
     (The recipe and the run are recorded by the engine: see :func:`archive.demo.build_demo`.)
     Returns ``{"records": {...}, "skipped": {what: why}}``.
     """
+    cards = Path(cards) if cards is not None else work.parent / "cards"
+    binnings = _binnings(cards)  # before anything is stored
     records: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    dataset_ref = _add_dataset(archive, work, events)
+    dataset_ref = _add_dataset(archive, work, events, binnings)
     records["dataset"] = dataset_ref
     records["truth"] = _add_truth(archive, work, events)
     records["altprior"] = _add_altprior(archive, work, events)

@@ -12,31 +12,88 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archive.errors import ValidationError
+from archive.errors import ArchiveRootNotFoundError, ObjectNotFoundError, ValidationError
 from archive.reference._common import load_card, run_main
 
-__all__ = ["CARDS", "DEFAULT_EVENTS", "DEFAULT_SEEDS", "build_reference_archive", "chain_steps", "run_chain"]
+__all__ = ["DEFAULT_EVENTS", "DEFAULT_SEEDS", "RECIPE_PATH", "build_reference_archive", "chain_steps",
+           "find_source", "reference_cards", "run_chain"]
 
-#: the cards shipped with the recipe
-CARDS = Path(__file__).resolve().parents[2] / "recipes" / "zjets-omnifold" / "cards"
+#: where the reference recipe lives inside an archive root (a checkout of hep-archive is one); the installed
+#: package carries no recipe: the caller names the root, or it is found above the current directory
+RECIPE_PATH = Path("recipes") / "zjets-omnifold"
+_ROOT_ENV = "HEP_ARCHIVE_ROOT"
 DEFAULT_EVENTS = 3000
 DEFAULT_SEEDS = {"sim": 1, "data": 2, "alt": 3, "detector_sim": 11, "detector_data": 12, "detector_alt": 13,
                  "unfold": 7}
 
 
-def chain_steps(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path = CARDS, device: str = "cpu",
+def _holds_recipe(root: Path) -> bool:
+    return (root / RECIPE_PATH / "reana.yaml").is_file()
+
+
+def find_source(source: str | os.PathLike[str] | None = None) -> Path:
+    """The archive root that holds the reference recipe ``recipes/zjets-omnifold`` (a hep-archive checkout).
+
+    ``source`` when given (it must hold the recipe); else ``$HEP_ARCHIVE_ROOT`` when it holds the recipe; else
+    the nearest directory at or above the current one that does. Raises ``ObjectNotFoundError`` (a given
+    ``source`` without the recipe) or ``ArchiveRootNotFoundError`` (none found).
+    """
+    if source is not None:
+        root = Path(source).absolute()
+        if not _holds_recipe(root):
+            raise ObjectNotFoundError(
+                f"no reference recipe here ({RECIPE_PATH.as_posix()}/reana.yaml is missing); pass the root of a "
+                "hep-archive checkout", file=str(root), field="source")
+        return root
+    env = os.environ.get(_ROOT_ENV)
+    if env and _holds_recipe(Path(env).absolute()):
+        return Path(env).absolute()
+    here = Path.cwd()
+    for d in (here, *here.parents):
+        if _holds_recipe(d):
+            return d
+    raise ArchiveRootNotFoundError(
+        f"no archive root holding the reference recipe ({RECIPE_PATH.as_posix()}/reana.yaml) at or above this "
+        f"directory{' or at $' + _ROOT_ENV if env else ''}; run from a hep-archive checkout or pass its root "
+        "(--source PATH)", file=str(here))
+
+
+def reference_cards(source: str | os.PathLike[str] | None = None) -> Path:
+    """The reference recipe's ``cards`` folder in the archive root ``source`` (default: :func:`find_source`)."""
+    cards = find_source(source) / RECIPE_PATH / "cards"
+    if not cards.is_dir():
+        raise ObjectNotFoundError("the reference recipe has no cards folder", file=str(cards))
+    return cards
+
+
+def _cards(cards: str | os.PathLike[str] | None) -> Path:
+    if cards is None:
+        return reference_cards()
+    path = Path(cards)
+    if not path.is_dir():
+        raise ObjectNotFoundError("cards folder does not exist; pass the recipe's cards folder", file=str(path),
+                                  field="cards")
+    return path
+
+
+def chain_steps(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path | None = None, device: str = "cpu",
                 jobs: int = 1, threads: int = 1, seeds: Mapping[str, int] | None = None,
                 unfold_overrides: Mapping[str, int] | None = None, variations: Sequence[str] | None = None
                 ) -> list[tuple[str, str, list[str]]]:
     """The steps as ``(stage, module, argv)``, in order.
 
-    ``variations`` defaults to those declared in ``cards/detector.yaml``.
+    ``cards``: the recipe's cards folder, written into the arguments as given (default: that of
+    :func:`reference_cards`). ``variations`` defaults to those declared in ``cards/detector.yaml``; with
+    ``variations`` given, ``cards`` is not read (it may be a path relative to where the steps will run).
     """
+    if cards is None:
+        cards = reference_cards()
     s = {**DEFAULT_SEEDS, **(seeds or {})}
     w, c = str(work), str(cards)
     common = ["--device", device, "--threads", str(threads)]
@@ -84,12 +141,16 @@ def chain_steps(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path = CARDS
     return steps
 
 
-def run_chain(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path = CARDS, device: str = "cpu", jobs: int = 1,
-              threads: int = 1, seeds: Mapping[str, int] | None = None,
+def run_chain(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path | None = None, device: str = "cpu",
+              jobs: int = 1, threads: int = 1, seeds: Mapping[str, int] | None = None,
               unfold_overrides: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """Run every step in order; returns ``{"timings": {stage: seconds}, "closure": {...}, "workdir": ...}``."""
+    """Run every step in order; returns ``{"timings": {stage: seconds}, "closure": {...}, "workdir": ...}``.
+
+    ``cards``: the recipe's cards folder (default: ``recipes/zjets-omnifold/cards`` of :func:`find_source`).
+    """
     if events < 50:
         raise ValidationError("--events must be at least 50 (the selection keeps about 40 %)", field="events")
+    cards = _cards(cards)
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     for stage, module, argv in chain_steps(work, events=events, cards=cards, device=device, jobs=jobs,
@@ -105,15 +166,17 @@ def run_chain(work: Path, *, events: int = DEFAULT_EVENTS, cards: Path = CARDS, 
     }
 
 
-def build_reference_archive(output: Path, *, events: int = DEFAULT_EVENTS, device: str = "cpu", jobs: int = 1
-                            ) -> dict[str, Any]:
+def build_reference_archive(output: Path, *, events: int = DEFAULT_EVENTS, device: str = "cpu", jobs: int = 1,
+                            source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run the recipe through the engine and store its results in the archive root ``output``.
 
-    The same as ``hep-archive demo``: see :func:`archive.demo.build_demo`.
+    The same as ``hep-archive demo``: see :func:`archive.demo.build_demo` (``source``: the archive root that
+    holds the recipe, default :func:`find_source`).
     """
     from archive.demo import build_demo
 
-    return build_demo(output, events=events, device="gpu" if device == "cuda" else device, jobs=jobs)
+    return build_demo(output, events=events, device="gpu" if device == "cuda" else device, jobs=jobs,
+                      source=source)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -121,15 +184,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="work folder (or archive root with --archive)")
     parser.add_argument("--archive", action="store_true", help="store the results in an archive root at --workdir")
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
-    parser.add_argument("--cards", type=Path, default=CARDS)
+    parser.add_argument("--cards", type=Path, default=None,
+                        help="the recipe's cards folder (default: recipes/zjets-omnifold/cards of --source)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="archive root holding recipes/zjets-omnifold (default: $HEP_ARCHIVE_ROOT or the "
+                             "nearest one at or above the current directory)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.archive:
-        summary = build_reference_archive(args.workdir, events=args.events, device=args.device, jobs=args.jobs)
+        summary = build_reference_archive(args.workdir, events=args.events, device=args.device, jobs=args.jobs,
+                                          source=args.source)
     else:
-        summary = run_chain(args.workdir, events=args.events, cards=args.cards, device=args.device, jobs=args.jobs,
+        cards = args.cards if args.cards is not None else reference_cards(args.source)
+        summary = run_chain(args.workdir, events=args.events, cards=cards, device=args.device, jobs=args.jobs,
                             threads=args.threads)
     print(json.dumps(summary, indent=2, sort_keys=True))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +184,102 @@ def test_cwl_workflow_is_validated_by_cwltool_in_a_sandbox(tmp_archive: Any, tmp
         add_recipe(tmp_archive, d)
     (problem,) = exc.value.problems
     assert problem.file == "wf.cwl" and "echo/nope" in problem.reason
+
+
+def test_cwltool_sandbox_sees_a_tool_environment_and_recipe_under_tmp_with_spaces(
+        bwrap_ok: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's private /tmp must not hide the tool: a checkout (here its .venv-reana, linked) and a recipe
+    that live under /tmp, in folders whose names hold spaces, still validate."""
+    import tempfile
+
+    from archive.recipe._engines import validate_workflow_file
+    from archive.recipe._reana_schema import reana_python
+
+    py = reana_python()
+    if py is None or not (py.parent / "cwltool").exists():
+        pytest.skip("cwltool (from the .venv-reana environment) is absent")
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="hep archive ") as tmp:
+        checkout = Path(tmp) / "a checkout"
+        checkout.mkdir()
+        (checkout / ".venv-reana").symlink_to(py.parent.parent, target_is_directory=True)
+        monkeypatch.setenv("HEP_ARCHIVE_REANA_PYTHON", str(checkout / ".venv-reana" / "bin" / "python"))
+        d = write_recipe(checkout / "my recipe", "workflow:\n  type: cwl\n  file: wf.cwl\n",
+                         files={"wf.cwl": WF_CWL, "echo.cwl": ECHO_CWL})
+        ok, message = validate_workflow_file(d, "cwl", "wf.cwl")
+        assert ok is True and message.startswith("cwltool"), message
+        (d / "wf.cwl").write_text(WF_CWL.replace("echo/out", "echo/nope"))
+        ok, message = validate_workflow_file(d, "cwl", "wf.cwl")
+        assert ok is False and "echo/nope" in message, message
+
+
+def test_sandbox_binds_hidden_tool_paths_after_the_private_tmp() -> None:
+    """bwrap applies its options in order: a bind under /tmp placed before ``--tmpfs /tmp`` would be hidden."""
+    import tempfile
+
+    from archive.recipe._engines import sandbox_command
+
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="hep archive ") as tmp:
+        env = Path(tmp) / "tool env"
+        (env / "bin").mkdir(parents=True)
+        (env / "bin" / "tool").write_text("")
+        venv_python = env / "bin" / "python"
+        venv_python.symlink_to(os.path.realpath(sys.executable))
+        cmd = sandbox_command("bwrap", Path(tmp), venv_python, env / "bin" / "tool", ["x"])
+    binds = [(i, cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == "--ro-bind"]
+    assert (str(env), str(env)) in [(src, dest) for _, src, dest in binds]
+    assert all(i > cmd.index("--tmpfs") for i, src, _ in binds if src == str(env))
+    assert "/tmp" not in [src for _, src, _ in binds]  # the private /tmp is never the host's
+    assert cmd[cmd.index("--") + 1:] == [str(venv_python), str(env / "bin" / "tool"), "x"]
+
+
+def test_reana_environment_comes_from_explicit_settings_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never from beside the package (a wheel install has no checkout around it): the variable, the archive
+    root's .venv-reana, or reana-client on PATH, in that order."""
+    from archive.recipe._reana_schema import REANA_PYTHON_ENV, reana_python
+
+    def touch(p: Path) -> Path:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("")
+        p.chmod(0o755)
+        return p
+
+    monkeypatch.delenv(REANA_PYTHON_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert reana_python() is None  # even though this checkout has a .venv-reana
+    root = tmp_path / "arc"
+    in_root = touch(root / ".venv-reana" / "bin" / "python")
+    assert reana_python(root) == in_root
+    tools = tmp_path / "tools" / "bin"
+    touch(tools / "reana-client")
+    on_path = touch(tools / "python")
+    monkeypatch.setenv("PATH", str(tools))
+    assert reana_python() == on_path
+    assert reana_python(root) == in_root
+    explicit = touch(tmp_path / "elsewhere" / "python")
+    monkeypatch.setenv(REANA_PYTHON_ENV, str(explicit))
+    assert reana_python(root) == explicit
+    monkeypatch.setenv(REANA_PYTHON_ENV, str(tmp_path / "nonexistent" / "python"))
+    assert reana_python(root) is None
+
+
+def test_archive_roots_reana_environment_validates_recipes(tmp_archive: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from archive.recipe._reana_schema import REANA_PYTHON_ENV, reana_python
+
+    py = reana_python()
+    if py is None or find_reana_schema() is None:
+        pytest.skip("reana-commons (the .venv-reana environment) is absent")
+    if importlib.util.find_spec("reana_commons") is not None:
+        pytest.skip("reana-commons is importable in-process: no separate environment to find")
+    monkeypatch.delenv(REANA_PYTHON_ENV)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    spec = f"workflow:\n  type: serial\n  specification:\n    steps:\n      - environment: '{PINNED}'\n" \
+           "        commands: [ls]\n"
+    assert not any(v.startswith("reana-commons") for v in load_recipe(write_recipe(tmp_path / "a", spec))
+                   .spec.validated_with)
+    (tmp_archive.root / ".venv-reana").symlink_to(py.parent.parent, target_is_directory=True)
+    loaded = load_recipe(write_recipe(tmp_path / "b", spec), tmp_archive)
+    assert any(v.startswith("reana-commons") for v in loaded.spec.validated_with), loaded.spec.validated_with
 
 
 CFF = """\

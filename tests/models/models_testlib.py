@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,42 @@ def make_mlp_onnx(
     else:
         onnx.save_model(model, str(path))
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def ir_version_onnxruntime_rejects(known_good: int = 10) -> int:
+    """The lowest ONNX IR version the installed onnxruntime refuses to load, found by trying it (no version
+    number written in a test: onnxruntime 1.31 stops at IR 13, 1.32 reads IR 14, later ones more)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+
+    def loads(ir_version: int) -> bool:
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = ir_version
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own pybind exception types
+            if "IR version" not in str(err):
+                raise
+            return False
+        return True
+
+    if not loads(known_good):
+        raise AssertionError(f"onnxruntime {ort.__version__} refuses IR version {known_good}; the probe needs "
+                             "one it reads")
+    lo, hi = known_good, known_good + 1
+    while loads(hi):  # doubling, then bisection: lo loads, hi does not
+        lo, hi = hi, hi * 2
+        if hi > 2**62:
+            raise AssertionError(f"onnxruntime {ort.__version__} loads every IR version tried")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if loads(mid) else (lo, mid)
+    return hi
 
 
 def omnifold_card(features: int = 24, **extra: Any) -> dict[str, Any]:

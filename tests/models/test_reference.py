@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from models_testlib import ir_version_onnxruntime_rejects
 
 from archive.errors import IntegrityError, ReproducibilityError, ValidationError
 from archive.models import add_model, check_model, compare_outputs, read_tensors, write_tensors
@@ -141,8 +142,16 @@ def test_corrupted_stored_model_is_detected(tmp_archive: Any, mlp_onnx: Callable
 
 
 def test_ir_version_too_new_for_onnxruntime(tmp_archive: Any, mlp_onnx: Callable[..., Path]) -> None:
+    """The boundary is the installed onnxruntime's, found by trying it: the first IR version it refuses is
+    refused with a one-line error naming it; the one below is recorded."""
+    import onnx
+
     from archive.errors import ExecutionError
 
+    too_new = ir_version_onnxruntime_rejects()
     with pytest.raises(ExecutionError, match="IR version") as ei:
-        add_model(tmp_archive, mlp_onnx(ir_version=14), name="mlp", version="1.0.0")
+        add_model(tmp_archive, mlp_onnx("too-new.onnx", ir_version=too_new), name="mlp", version="1.0.0")
     assert "\n" not in str(ei.value)
+    newest = min(too_new - 1, onnx.IR_VERSION)
+    rec = add_model(tmp_archive, mlp_onnx("newest.onnx", ir_version=newest), name="mlp", version="1.0.0")
+    assert rec.model.onnx is not None and rec.model.onnx.ir_version == newest

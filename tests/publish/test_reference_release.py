@@ -11,12 +11,14 @@ copies) is removed afterwards.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from archive._archive import Archive
 
@@ -27,6 +29,17 @@ from .test_exports import COD_SCHEMA
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 EVENTS = 400
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """name -> version of a hash-locked requirements file."""
+    from packaging.requirements import Requirement
+
+    from archive.container._snapshot import read_requirements
+
+    reqs = [Requirement(line) for line in read_requirements(lock)]
+    return {canonicalize_name(r.name): next(iter(r.specifier)).version for r in reqs}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +50,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive, di
     if (why := get_runner("bwrap").available()) is not None:
         pytest.skip(f"the chain runs in its image under bwrap: {why}")
     base = tmp_path_factory.mktemp("reference")
-    summary = build_demo(base / "arc", events=EVENTS, backend="bwrap")
+    summary = build_demo(base / "arc", events=EVENTS, backend="bwrap", source=REPO)
     try:
         yield Archive(base / "arc"), summary
     finally:
@@ -58,7 +71,15 @@ def test_chain_ran_in_its_pinned_image_and_the_release_is_published(demo: tuple[
     image = archive.record(summary["image"])
     digest = image.container.manifest_digest  # type: ignore[attr-defined]
     labels = {f.path for f in image.files if f.role == "definition"}
-    assert labels == {"containers/zjets-omnifold/Containerfile", "containers/zjets-omnifold/requirements.txt"}
+    assert labels == {"containers/zjets-omnifold/Containerfile", "containers/zjets-omnifold/requirements.in",
+                      "containers/zjets-omnifold/requirements.txt"}
+    # the image holds exactly the locked versions: every distribution it lists is the core lock's pin
+    listing = re.search(r"(\d+) distributions \(([^)]*)\)\.", image.description or "")
+    assert listing, image.description
+    in_image = {canonicalize_name(n): v for n, v in (item.rsplit(" ", 1) for item in listing.group(2).split(", "))}
+    core = _pins(REPO / "locks" / "core.txt")
+    assert in_image and {n: core.get(n) for n in in_image} == in_image
+    assert set(_pins(REPO / "containers" / "zjets-omnifold" / "requirements.txt")) <= set(in_image)
     recipe = archive.record(summary["records"]["recipe"])
     assert {s.image_digest for s in recipe.recipe.steps} == {digest}  # type: ignore[attr-defined]
     assert recipe.license == "CC0-1.0" and recipe.creators  # from recipes/zjets-omnifold/CITATION.cff
@@ -149,7 +170,7 @@ def test_running_the_demo_again_reuses_everything(demo: tuple[Archive, dict[str,
     from archive.demo import build_demo
 
     archive, summary = demo
-    again = build_demo(archive.root, events=EVENTS, backend="bwrap")
+    again = build_demo(archive.root, events=EVENTS, backend="bwrap", source=REPO)
     assert again["ok"], again
     assert again["steps_executed"] == [] and again["steps_cached"] == summary["steps_executed"]
     assert again["image"] == summary["image"]

@@ -9,12 +9,14 @@ import pytest
 
 SMALL_EVENTS = 400
 SMALL_UNFOLD = {"ensemble": 2, "bootstrap_data": 2, "bootstrap_mc": 2}
+REPO = Path(__file__).resolve().parents[2]
+CARDS = REPO / "recipes" / "zjets-omnifold" / "cards"
 
 
 def run_small(work: Path, **kwargs: Any) -> dict[str, Any]:
     from archive.reference.chain import run_chain
 
-    return run_chain(work, events=SMALL_EVENTS, unfold_overrides=SMALL_UNFOLD, **kwargs)
+    return run_chain(work, events=SMALL_EVENTS, cards=CARDS, unfold_overrides=SMALL_UNFOLD, **kwargs)
 
 
 @pytest.fixture(scope="session")

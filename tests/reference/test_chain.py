@@ -12,7 +12,7 @@ import pytest
 from archive.reference import OBSERVABLES
 from archive.reference._common import read_parquet
 
-from .conftest import SMALL_EVENTS, SMALL_UNFOLD, run_small
+from .conftest import CARDS, SMALL_EVENTS, SMALL_UNFOLD, run_small
 
 
 def _outputs(work: Path) -> dict[str, bytes]:
@@ -136,7 +136,7 @@ def test_second_run_is_byte_identical_and_cuda_request_falls_back(small_chain: t
 def test_default_size_closure(tmp_path: Path) -> None:
     from archive.reference.chain import DEFAULT_EVENTS, run_chain
 
-    summary = run_chain(tmp_path / "work", events=DEFAULT_EVENTS, jobs=2)
+    summary = run_chain(tmp_path / "work", events=DEFAULT_EVENTS, cards=CARDS, jobs=2)
     assert summary["closure"]["passed"] is True
     assert min(summary["closure"]["p_values"].values()) > 0.01
     result = json.loads((tmp_path / "work" / "closure.json").read_text())

@@ -11,10 +11,12 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_demo_builds_validates_reinterprets_and_reruns(tmp_path: Path, cli: Any) -> None:
     out = tmp_path / "demo"
-    first = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local")
+    first = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local", "--source", REPO)
     assert first.code == 0, first.err
     summary = first.json()
     assert summary["ok"] is True and summary["validate"] == "ok"
@@ -37,7 +39,7 @@ def test_demo_builds_validates_reinterprets_and_reruns(tmp_path: Path, cli: Any)
     assert (out / summary["container_definition"]).is_file()
     assert summary["closure"]["passed"] is True
 
-    again = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local").json()
+    again = cli("--json", "demo", "--output", out, "--events", "400", "--backend", "local", "--source", REPO).json()
     assert again["steps_executed"] == [] and again["steps_cached"] == summary["steps_executed"]
     assert again["ok"] is True
 

@@ -11,19 +11,24 @@ import pytest
 from archive.reference import OBSERVABLES
 from archive.reference._common import read_parquet
 
-from .conftest import SMALL_EVENTS, SMALL_UNFOLD
+from .conftest import CARDS, SMALL_EVENTS, SMALL_UNFOLD
 
 
-def test_results_become_dataset_and_model_records(small_chain: tuple[Path, dict[str, Any]], tmp_archive: Any) -> None:
+def test_results_become_dataset_and_model_records(small_chain: tuple[Path, dict[str, Any]], tmp_archive: Any,
+                                                  tmp_path: Path) -> None:
     pytest.importorskip("archive.datasets")
     pytest.importorskip("archive.models")
+    import shutil
+
     from archive.catalog import validate_archive
     from archive.datasets import open_dataset
     from archive.integrity import verify_archive
     from archive.reference._publish import store_results
 
-    work, _ = small_chain
-    stored = store_results(tmp_archive, work, events=SMALL_EVENTS)
+    # a copy: storing writes target.parquet beside the outputs, which the shared run must not gain (the
+    # byte-identity test in test_chain.py compares every file of it)
+    work = Path(shutil.copytree(small_chain[0], tmp_path / "work"))
+    stored = store_results(tmp_archive, work, events=SMALL_EVENTS, cards=CARDS)
     records = stored["records"]
     assert records["dataset"] == "dataset/zjets-omnifold-pseudodata@1.0.0"
     assert records["truth"] == "dataset/zjets-omnifold-pseudodata-truth@1.0.0"

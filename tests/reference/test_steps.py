@@ -15,10 +15,11 @@ import pytest
 from archive.errors import ValidationError
 from archive.reference import OBSERVABLES
 from archive.reference._common import load_card, read_parquet
-from archive.reference.chain import CARDS, chain_steps
+from archive.reference.chain import chain_steps
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "zjets-omnifold"
+CARDS = RECIPE / "cards"
 
 
 def test_dimuon_picks_leading_opposite_charge_pair() -> None:
