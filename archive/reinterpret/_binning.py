@@ -118,11 +118,12 @@ def parse_bins(
                           "'official'", field=field)
 
 
-def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def bin_index(values: np.ndarray, edges: np.ndarray, *, use_numba: bool | None = None) -> np.ndarray:
     """The cell of every value: 0 underflow, 1..n the bins, n + 1 overflow (and NaN), as int32.
 
-    Equal to ``numpy.searchsorted(edges, values, side="right")``, computed by a parallel numba kernel.
+    Equal to ``numpy.searchsorted(edges, values, side="right")``, computed by a numba kernel when ``use_numba``
+    (default: when numba is installed).
     """
     from archive.reinterpret._kernel import bin_index as _index
 
-    return _index(np.asarray(values), np.asarray(edges, dtype=np.float64))
+    return _index(np.asarray(values), np.asarray(edges, dtype=np.float64), use_numba=use_numba)

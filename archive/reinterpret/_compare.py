@@ -172,7 +172,8 @@ def _as_prediction(pred: Any) -> Prediction:
     if isinstance(pred, Prediction):
         return pred
     if isinstance(pred, Histogram):
-        return Prediction(pred.values.copy(), pred.covariance.copy(), pred.edges.copy(), pred.dataset)
+        return Prediction(np.array(pred.values).ravel(), pred.covariance.copy(),
+                          pred.edges.copy() if pred.ndim == 1 else None, pred.dataset)
     return load_prediction(pred)
 
 
@@ -188,16 +189,18 @@ def compare(hist: Histogram, prediction: Any) -> Comparison:
     from scipy import stats
 
     pred = _as_prediction(prediction)
-    n = hist.binning.n
+    measured = np.array(hist.values).ravel()  # N-D: the flattened bins, as the covariance
+    n = measured.size
     if pred.values.shape != (n,):
         raise ValidationError(f"binning mismatch: the histogram has {n} bins, the prediction {pred.values.size}; "
                               "histogram with the prediction's bins", field="compare")
-    if pred.edges is not None and not np.allclose(pred.edges, hist.edges, rtol=1e-9, atol=1e-12):
+    if pred.edges is not None and hist.ndim == 1 and not np.allclose(pred.edges, hist.edges, rtol=1e-9,
+                                                                     atol=1e-12):
         diff = int(np.argmax(~np.isclose(pred.edges, hist.edges, rtol=1e-9, atol=1e-12)))
         raise ValidationError(f"binning mismatch: edge {diff} is {hist.edges[diff]:g} in the histogram and "
                               f"{pred.edges[diff]:g} in the prediction; use --bins "
                               f"{','.join(f'{e:g}' for e in pred.edges)}", field="compare")
-    d = hist.values - pred.values
+    d = measured - pred.values
     cov = hist.covariance + pred.covariance
     warnings: list[str] = []
     keep = ~((np.abs(cov).sum(axis=1) == 0) & (d == 0))

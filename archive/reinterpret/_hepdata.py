@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from archive.errors import MissingDependencyError, ValidationError
 
 if TYPE_CHECKING:
@@ -35,15 +37,28 @@ def _y_header(h: Histogram) -> dict[str, str]:
     return {"name": f"weighted events per bin of {h.observable}"}
 
 
-def _x_header(h: Histogram) -> dict[str, str]:
-    head = {"name": h.observable}
-    if h.observable_unit:
-        head["units"] = h.observable_unit
+def _x_header(h: Histogram, axis: int = 0) -> dict[str, str]:
+    if h.ndim == 1:
+        head = {"name": h.observable}
+        unit = h.observable_unit
+    else:
+        head = {"name": h.axes_names[axis]}
+        unit = (h.axes_units or (None,) * h.ndim)[axis]
+    if unit:
+        head["units"] = unit
     return head
 
 
+def _bin_ranges(h: Histogram) -> list[list[dict[str, float]]]:
+    """Per axis, the (low, high) of every flattened in-range bin (C order)."""
+    grids = np.meshgrid(*[np.arange(n) for n in h.shape], indexing="ij")
+    return [[{"low": _num(b.array[i]), "high": _num(b.array[i + 1])} for i in g.ravel().tolist()]
+            for b, g in zip(h.binnings, grids, strict=True)]
+
+
 def hepdata_table(h: Histogram, name: str, description: str) -> dict[str, Any]:
-    """HEPData table data: one independent variable (the bins), one dependent variable with labelled errors.
+    """HEPData table data: one independent variable per axis (the bins; a 2-D histogram is a 2-D table of its
+    flattened bins), one dependent variable with labelled errors.
 
     ``name`` and ``description`` go into the qualifiers (and into ``submission.yaml`` by :func:`write_hepdata`).
     """
@@ -56,35 +71,43 @@ def hepdata_table(h: Histogram, name: str, description: str) -> dict[str, Any]:
     if description:
         quals.append({"name": "Description", "value": description[:500]})
     fams = [f for f in h.families if f.in_total]
+    inr = h.in_range
     values = []
-    for i, v in enumerate(h.values):
-        errors = [{"symerror": _num(f.sigma[i + 1]), "label": f.name} for f in fams if _num(f.sigma[i + 1]) != 0]
+    for i, v in enumerate(np.asarray(h.values).ravel().tolist()):
+        cell = int(inr[i])
+        errors = [{"symerror": _num(f.sigma[cell]), "label": f.name} for f in fams if _num(f.sigma[cell]) != 0]
         entry: dict[str, Any] = {"value": _num(v)}
         if errors:
             entry["errors"] = errors
         values.append(entry)
-    edges = h.edges
     return {
-        "independent_variables": [{
-            "header": _x_header(h),
-            "values": [{"low": _num(edges[i]), "high": _num(edges[i + 1])} for i in range(h.binning.n)],
-        }],
+        "independent_variables": [{"header": _x_header(h, a), "values": ranges}
+                                  for a, ranges in enumerate(_bin_ranges(h))],
         "dependent_variables": [{"header": _y_header(h), "qualifiers": quals, "values": values}],
     }
 
 
 def covariance_table(h: Histogram) -> dict[str, Any]:
     """The total covariance as a HEPData 2-D table (bin of the row x bin of the column)."""
-    e = h.edges
-    n = h.binning.n
-    xs, ys, vals = [], [], []
-    cov = h.covariance
-    for i in range(n):
-        for j in range(n):
-            xs.append({"low": _num(e[i]), "high": _num(e[i + 1])})
-            ys.append({"low": _num(e[j]), "high": _num(e[j + 1])})
-            vals.append({"value": _num(cov[i, j])})
-    head = _x_header(h)
+    if h.ndim > 1:  # over the flattened bins: the bin numbers (C order) of the row and of the column
+        nb = int(np.prod(h.shape))
+        bins = [{"value": float(i)} for i in range(nb)]
+        cov = h.covariance
+        xs = [bins[i] for i in range(nb) for _ in range(nb)]
+        ys = [bins[j] for _ in range(nb) for j in range(nb)]
+        vals = [{"value": _num(cov[i, j])} for i in range(nb) for j in range(nb)]
+        head = {"name": f"flattened bin of {h.observable} (C order)"}
+    else:
+        e = h.edges
+        n = h.binning.n
+        xs, ys, vals = [], [], []
+        cov = h.covariance
+        for i in range(n):
+            for j in range(n):
+                xs.append({"low": _num(e[i]), "high": _num(e[i + 1])})
+                ys.append({"low": _num(e[j]), "high": _num(e[j + 1])})
+                vals.append({"value": _num(cov[i, j])})
+        head = _x_header(h)
     unit = f" [{h.unit}^2]" if h.unit and h.normalisation == "absolute" else ""
     return {
         "independent_variables": [{"header": dict(head), "values": xs}, {"header": dict(head), "values": ys}],

@@ -1,4 +1,5 @@
-"""Plots: the distribution with its total-uncertainty band, an optional prediction, and a ratio panel.
+"""Plots: the distribution with its total-uncertainty band, an optional prediction, and a ratio panel; a 2-D
+histogram as colour maps of its values and of its total relative uncertainty.
 
 matplotlib with the Agg backend (no display) and the mplhep style; the file type follows the suffix
 (``.png`` or ``.pdf``). The legend names every element, the ratio panel shows prediction / measured with the
@@ -17,7 +18,7 @@ from archive.errors import ValidationError
 if TYPE_CHECKING:
     from archive.reinterpret._histogram import Histogram
 
-__all__ = ["plot_histogram"]
+__all__ = ["plot_histogram", "plot_histogram2d"]
 
 SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -35,6 +36,13 @@ def plot_histogram(h: Histogram, path: Path, prediction: Any = None) -> Path:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValidationError(f"plot file must end in {', '.join(SUFFIXES)}, got {path.name!r}", field="plot")
+    if h.ndim == 2:
+        if prediction is not None:
+            raise ValidationError("a 2-D plot draws no prediction; compare it with --compare (chi2) instead",
+                                  field="plot")
+        return plot_histogram2d(h, path)
+    if h.ndim > 2:
+        raise ValidationError(f"a {h.ndim}-D histogram cannot be plotted; plot 1-D or 2-D histograms", field="plot")
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -89,6 +97,39 @@ def plot_histogram(h: Histogram, path: Path, prediction: Any = None) -> Path:
             xlabel = h.observable if h.observable == h.expression else f"{h.observable} = {h.expression}"
             rax.set_xlabel(xlabel + xunit)
             rax.set_xlim(edges[0], edges[-1])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110 if suffix == ".png" else None, bbox_inches="tight",
+                        metadata={"Software": "hep-archive"} if suffix == ".png" else None)
+        finally:
+            plt.close(fig)
+    return path
+
+
+def plot_histogram2d(h: Histogram, path: Path) -> Path:
+    """A 2-D histogram: the values as colours (left) and the total relative uncertainty (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    suffix = path.suffix.lower()
+    (bx, by), (nx, ny) = h.binnings, h.axes_names
+    vals, err = np.asarray(h.values), h.total
+    with np.errstate(all="ignore"):
+        rel = np.where(vals != 0, err / np.abs(vals), np.nan)
+    with plt.style.context(mplhep.style.ROOT):
+        fig, (ax, rax) = plt.subplots(1, 2, figsize=(15, 6.5), gridspec_kw={"wspace": 0.35})
+        try:
+            for a, z, what in ((ax, vals, "weighted events per bin" if h.normalisation != "absolute" else
+                                "cross-section per bin" + (f" [{h.unit}]" if h.unit else "")),
+                               (rax, rel, "total relative uncertainty")):
+                mesh = a.pcolormesh(bx.array, by.array, z.T, cmap="viridis", shading="flat")
+                fig.colorbar(mesh, ax=a, label=what)
+                a.set_xlabel(h.axes[0].label)
+                a.set_ylabel(h.axes[1].label)
+            ax.set_title(h.dataset + (f"  |  selection: {h.where}" if h.where else ""), fontsize=13, loc="left")
+            rax.set_title(f"{nx} vs {ny}", fontsize=13, loc="left")
             path.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=110 if suffix == ".png" else None, bbox_inches="tight",
                         metadata={"Software": "hep-archive"} if suffix == ".png" else None)

@@ -12,7 +12,7 @@ from archive.schema.v1.dataset import WeightFamily
 
 
 class MemoryDataset:
-    def __init__(self, data: dict[str, np.ndarray], families: list[WeightFamily], *, name: str = "mem",
+    def __init__(self, data: dict[str, Any], families: list[WeightFamily], *, name: str = "mem",
                  version: str = "1.0.0", partition_rows: int = 1000, binnings: dict[str, Any] | None = None) -> None:
         self.data = data
         self.weight_families = families
@@ -23,6 +23,7 @@ class MemoryDataset:
         self.partition_rows = partition_rows
         self.reads: list[tuple[tuple[str, ...], int, int]] = []
         self.record = SimpleNamespace(dataset=SimpleNamespace(binnings=binnings or {}, variables=[]))
+        self.jagged_columns: list[str] | None = None
 
     def partitions(self) -> list[tuple[int, int]]:
         n, step = self.num_rows, self.partition_rows
@@ -89,3 +90,42 @@ def atlas_like(n: int = 6000, seed: int = 7, partition_rows: int = 1000) -> Memo
     ]
     return MemoryDataset(d, families, name="zjets", partition_rows=partition_rows,
                          binnings={"pT_ll": SimpleNamespace(edges=[200, 230, 300, 450, 600, 1000])})
+
+
+N_JAG_BOOT = 8
+
+
+def jagged_like(n: int = 100_000, seed: int = 11, partition_rows: int = 25_000) -> MemoryDataset:
+    """A generated jagged dataset: NanoAOD-like ``Muon_*`` lists (pT sorted, descending), a ``Jet_pt`` list of
+    other lengths, and per-event weights (nominal + bootstrap replicas) that are multiples of 2**-10, so every
+    sum of weights is exact in float64 whatever the order of additions."""
+    import awkward as ak
+
+    rng = np.random.default_rng(seed)
+    counts = np.minimum(rng.poisson(2.2, n), 6)
+    m = int(counts.sum())
+
+    def jag(values: np.ndarray) -> Any:
+        return ak.unflatten(values, counts)
+
+    pt = ak.sort(jag((3.0 + rng.exponential(25.0, m)).astype(np.float32)), axis=1, ascending=False)
+    d: dict[str, Any] = {
+        "Muon_pt": pt,
+        "Muon_eta": jag(rng.uniform(-2.8, 2.8, m).astype(np.float32)),
+        "Muon_phi": jag(rng.uniform(-np.pi, np.pi, m).astype(np.float32)),
+        "Muon_mass": jag(np.full(m, 0.10566, np.float32)),
+        "Muon_charge": jag(rng.choice(np.array([-1, 1], np.int32), m)),
+        "nMuon": counts.astype(np.int32),
+        "Jet_pt": ak.unflatten(rng.exponential(40.0, int((counts + 1).sum())).astype(np.float32), counts + 1),
+    }
+    nom = (rng.integers(1, 2048, n) / 1024.0).astype(np.float32)
+    d["weight_nominal"] = nom
+    for i in range(N_JAG_BOOT):
+        d[f"weight_boot_{i}"] = (nom * rng.poisson(1.0, n)).astype(np.float32)
+    families = [
+        fam("nominal", "nominal", "sum_w2", columns=["weight_nominal"]),
+        fam("bootstrap", "bootstrap_data", "std_replicas", pattern="weight_boot_{i}", index_range=(0, N_JAG_BOOT)),
+    ]
+    ds = MemoryDataset(d, families, name="jagged", partition_rows=partition_rows)
+    ds.jagged_columns = ["Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge", "Jet_pt"]
+    return ds

@@ -141,8 +141,16 @@ def test_negative_weights_and_neff_on_real_lhe(fxfx: Any) -> None:
     assert np.all(h.n_eff[h.values > 0] < np.bincount(idx, minlength=10)[1:-1][h.values > 0])
 
 
-def test_jagged_columns_refused_in_one_line(fxfx: Any) -> None:
-    from archive.errors import ExpressionError
+def test_jagged_columns_filled_per_particle(fxfx: Any) -> None:
+    """Jagged particle columns were refused before issue 15; now every particle fills with its event's weight."""
+    import awkward as ak
 
-    with pytest.raises(ExpressionError, match=r"column 'px' holds a list or array per event \(var \* float64\)"):
-        histogram(fxfx, "pt = hypot(px, py)", "0:100:10")
+    h = histogram(fxfx, "pt = hypot(px, py)", "0:100:10", min_neff=0)
+    cols = fxfx.read(["px", "py", "weight"])
+    counts = np.asarray(ak.num(cols["px"]))
+    pt = np.hypot(ak.to_numpy(ak.flatten(cols["px"])).astype(np.float64),
+                  ak.to_numpy(ak.flatten(cols["py"])).astype(np.float64))
+    w = np.repeat(cols["weight"].astype(np.float64), counts)
+    ref = np.bincount(np.digitize(pt, h.edges), weights=w, minlength=12)
+    np.testing.assert_allclose(h.cell_values, ref, rtol=1e-12, atol=1e-9)
+    assert h.per_object and h.entries == int(counts.sum())
