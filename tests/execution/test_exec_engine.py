@@ -181,7 +181,7 @@ def test_devices_actually_used_are_recorded(tmp_archive: Any, tmp_path: Path) ->
             steps:
               - name: infer
                 environment: "{HOST}"
-                commands: ["$python infer.py > out.txt"]
+                commands: ['"$python" infer.py > out.txt']  # quoted: the checkout's path may hold a space
         """, "steps:\n  infer: {outputs: [out.txt]}\n", files={"infer.py": (
         "import onnxruntime as ort\nimport numpy as np\nfrom archive.execution import report_onnxruntime\n"
         "s = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])\n"
